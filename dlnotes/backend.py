@@ -8,11 +8,11 @@ Docs: https://dlnotes.github.io/dlnotes/backend.html.md"""
 __all__ = ['BACKENDS', 'xp', 'HAS_GPU', 'BACKEND_REASON', 'resolve_backend', 'get_array_module', 'to_numpy', 'to_device',
            'get_default_dtype', 'set_default_dtype', 'seed', 'get_rng', 'randn', 'rand', 'uniform', 'permutation']
 
-# %% ../nbs/00_backend.ipynb #32c05d29
+# %% ../nbs/00_backend.ipynb #ff2e157f
 import importlib, os, warnings
 import numpy as np
 
-# %% ../nbs/00_backend.ipynb #e3a1d286
+# %% ../nbs/00_backend.ipynb #84544605
 BACKENDS = ("auto", "numpy", "cupy")
 
 def _import_cupy():
@@ -48,10 +48,10 @@ def resolve_backend(
                            "Install the `gpu` extra on a machine with a CUDA GPU, or use DLNOTES_BACKEND=auto or numpy.")
     return np, False, f"NumPy (CuPy unavailable: {why})"
 
-# %% ../nbs/00_backend.ipynb #3e9f488c
+# %% ../nbs/00_backend.ipynb #08ce5774
 xp, HAS_GPU, BACKEND_REASON = resolve_backend()
 
-# %% ../nbs/00_backend.ipynb #e5ef0f06
+# %% ../nbs/00_backend.ipynb #45965ef1
 def get_array_module(*arrays):
     "The array module (numpy or cupy) that owns `arrays`; numpy for plain Python values."
     if HAS_GPU: return xp.get_array_module(*arrays)
@@ -66,7 +66,7 @@ def to_device(x, dtype=None):
     "Put `x` on the active backend's device (a GPU array under CuPy), optionally casting to `dtype`."
     return xp.asarray(x, dtype=dtype)
 
-# %% ../nbs/00_backend.ipynb #0e1e631c
+# %% ../nbs/00_backend.ipynb #08fdbb09
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 _default_dtype = np.float32
 
@@ -77,13 +77,14 @@ def get_default_dtype():
 def set_default_dtype(dtype):
     "Set the default float dtype to float32 or float64; returns the previous one."
     global _default_dtype
-    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    try: name = dtype if isinstance(dtype, str) else np.dtype(dtype).name if dtype is not None else None
+    except TypeError: name = None
     if name not in _DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
     old, _default_dtype = _default_dtype, _DTYPES[name]
     return old
 
-# %% ../nbs/00_backend.ipynb #f5c54e5d
+# %% ../nbs/00_backend.ipynb #77db3a08
 _rng = np.random.default_rng(0)
 
 def seed(n:int):
