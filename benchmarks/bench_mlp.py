@@ -8,14 +8,33 @@ Two measurements, both in float32, side by side in one process:
     m x 784 standard-normal inputs with RANDOM labels in 0..9 (m = 60000 by default; with a smaller --m the
     measured time is also extrapolated per sample to 60000 and labelled so).
 
-When torch imports, the same work runs in PyTorch on the CPU with torch.set_num_threads equal to NumPy's BLAS
-thread count, and the table prints ours/torch. The machine's float32 GEMM peak (best of several large np.matmul)
-is always measured, and our achieved FLOP rate is printed as a fraction of it. Times are medians over repeats
-after a warm-up. Nothing is asserted: the figures depend on the machine and on what else runs on it.
+When torch imports, the same work runs in PyTorch on the CPU. Both libraries use the same number of threads:
+--threads N sets it (OpenBLAS/OpenMP environment variables before NumPy is imported, threadpoolctl limits at run
+time, torch.set_num_threads(N)); without it, torch gets NumPy's BLAS thread count. The measurements alternate
+between the libraries in --rounds rounds (the order flips every round), so that load from other processes falls
+on both; each round gives a ratio ours/torch, and the table reports the medians over the rounds. The load
+average is printed before and after. The machine's float32 GEMM peak (best of several large np.matmul) is always
+measured, and our achieved FLOP rate is printed as a fraction of it. Nothing is asserted: the figures depend on
+the machine and on what else runs on it. torch's Adam is its default (single-tensor) implementation unless
+--torch-fused-adam asks for its fused CPU kernel.
 
-    python benchmarks/bench_mlp.py [--m 60000] [--repeats 30] [--epoch-repeats 3] [--no-torch]
+    python benchmarks/bench_mlp.py [--threads N] [--rounds 5] [--m 60000] [--repeats 30] [--epoch-repeats 1]
+                                   [--torch-fused-adam] [--no-torch]
 """
-import argparse, os, statistics, time
+import argparse, os, statistics, sys, time
+
+
+def _threads_from_argv(argv):
+    "The value of --threads in argv (None when absent), read before NumPy is imported."
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv): return argv[i + 1]
+        if a.startswith("--threads="): return a.split("=", 1)[1]
+    return None
+
+
+_T = _threads_from_argv(sys.argv[1:])
+if _T is not None:  # BLAS and OpenMP pools read these when their library loads
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"): os.environ[var] = str(_T)
 
 import numpy as np
 
@@ -36,6 +55,20 @@ def blas_threads():
     except ImportError:
         pass
     return os.cpu_count() or 1
+
+
+_LIMITS = None  # the threadpoolctl limits of --threads, kept for the whole run
+
+
+def limit_threads(n):
+    "Limit every BLAS and OpenMP pool of the process to n threads (threadpoolctl); False when it is not installed."
+    global _LIMITS
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return False
+    _LIMITS = threadpool_limits(limits=n)
+    return True
 
 
 def median_time(fn, repeats, warmup=2):
@@ -65,7 +98,8 @@ def step_flops(B):
     return 2 * B * (2 * N_IN * N_HID + 3 * N_HID * N_OUT)
 
 
-def ours(X, labels, X_step, labels_step, epoch_batch, repeats, epoch_repeats):
+def ours(X, labels, X_step, labels_step, epoch_batch):
+    "(step, epoch) callables for dlnotes, warmed up."
     seed(0)
     model = Sequential([Dense(N_HID, activation="relu"), Dense(N_OUT)])
     model.build((N_IN,))
@@ -77,16 +111,15 @@ def ours(X, labels, X_step, labels_step, epoch_batch, repeats, epoch_repeats):
         loss.forward(out, Y_step)
         model.backward(loss.backward(), need_dx=False)
 
-    t_step = median_time(step, repeats)
     opt = Adam(learning_rate=1e-3)
     fit = lambda X_, y_: model.fit(X_, y_, epochs=1, batch_size=epoch_batch, optimizer=opt,
                                    loss="categorical_crossentropy", metrics=[], verbose=0)
     fit(X[:4096], labels[:4096])  # warm-up
-    t_epoch = median_time(lambda: fit(X, labels), epoch_repeats, warmup=0)
-    return t_step, t_epoch
+    return step, lambda: fit(X, labels)
 
 
-def torch_times(X, labels, X_step, labels_step, epoch_batch, repeats, epoch_repeats, threads):
+def torch_fns(X, labels, X_step, labels_step, epoch_batch, threads, fused_adam=False):
+    "(step, epoch, version) for PyTorch on the CPU with `threads` intra-op threads, warmed up."
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(threads)
@@ -98,8 +131,7 @@ def torch_times(X, labels, X_step, labels_step, epoch_batch, repeats, epoch_repe
         net.zero_grad(set_to_none=True)
         F.cross_entropy(net(Xs), ys).backward()
 
-    t_step = median_time(step, repeats)
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, **({"fused": True} if fused_adam else {}))
     Xt, yt = torch.from_numpy(to_numpy(X)), torch.from_numpy(to_numpy(labels))
 
     def epoch(Xe, ye):
@@ -115,21 +147,33 @@ def torch_times(X, labels, X_step, labels_step, epoch_batch, repeats, epoch_repe
         return total / m
 
     epoch(Xt[:4096], yt[:4096])  # warm-up
-    t_epoch = median_time(lambda: epoch(Xt, yt), epoch_repeats, warmup=0)
-    return t_step, t_epoch, torch.__version__
+    return step, lambda: epoch(Xt, yt), torch.__version__
+
+
+def load():
+    "The 1-minute load average, or nan where the OS has none."
+    try: return os.getloadavg()[0]
+    except (AttributeError, OSError): return float("nan")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=None, help="threads for NumPy's BLAS and for torch (default: NumPy's BLAS count)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds alternating ours and torch (order flipped every round)")
     p.add_argument("--m", type=int, default=60000, help="examples in the synthetic epoch (MNIST: 60000)")
     p.add_argument("--batch", type=int, default=256, help="batch of the dense step")
     p.add_argument("--epoch-batch", type=int, default=128, help="batch size of the epoch")
-    p.add_argument("--repeats", type=int, default=30, help="timed dense steps (median)")
-    p.add_argument("--epoch-repeats", type=int, default=3, help="timed epochs (median)")
+    p.add_argument("--repeats", type=int, default=30, help="timed dense steps per round (median)")
+    p.add_argument("--epoch-repeats", type=int, default=1, help="timed epochs per round (median)")
+    p.add_argument("--torch-fused-adam", action="store_true", help="torch.optim.Adam(fused=True) (default: torch's default Adam)")
     p.add_argument("--no-torch", action="store_true", help="skip PyTorch even if it imports")
     a = p.parse_args()
+    if a.threads is not None and a.threads < 1: p.error("--threads must be >= 1")
+    if a.rounds < 1: p.error("--rounds must be >= 1")
 
+    limited = limit_threads(a.threads) if a.threads is not None else None
     threads = blas_threads()
+    load_before = load()
     seed(123)
     X = randn(a.m, N_IN)  # float32, synthetic: MNIST's shape, not MNIST
     labels = xp.asarray(get_rng().integers(0, N_OUT, a.m))  # random labels
@@ -144,30 +188,56 @@ def main():
             pass
 
     peak = gemm_peak()
-    t_step, t_epoch = ours(X, labels, X_step, labels_step, a.epoch_batch, a.repeats, a.epoch_repeats)
+    libs = {"ours": ours(X, labels, X_step, labels_step, a.epoch_batch)}
     if have_torch:
-        tt_step, tt_epoch, tv = torch_times(X, labels, X_step, labels_step, a.epoch_batch, a.repeats, a.epoch_repeats, threads)
+        t_step, t_epoch, tv = torch_fns(X, labels, X_step, labels_step, a.epoch_batch, threads, a.torch_fused_adam)
+        libs["torch"] = (t_step, t_epoch)
+
+    times = {(lib, kind): [] for lib in libs for kind in ("step", "epoch")}
+    for r in range(a.rounds):
+        order = list(libs) if r % 2 == 0 else list(libs)[::-1]
+        for lib in order: times[(lib, "step")].append(median_time(libs[lib][0], a.repeats))
+        for lib in order: times[(lib, "epoch")].append(median_time(libs[lib][1], a.epoch_repeats, warmup=0))
+    load_after = load()
 
     flops_step = step_flops(a.batch)
     flops_epoch = step_flops(1) * a.m  # per example, the same GEMMs; Adam's element-wise work not counted
     scale = 60000 / a.m
     epoch_label = f"epoch, m={a.m}, batch {a.epoch_batch}, Adam"
+    fmt = lambda s: f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
+    med = statistics.median
 
-    print(f"NumPy {np.__version__}, BLAS threads {threads}" + (f", torch {tv} (CPU, set_num_threads({threads}))" if have_torch else ", torch not available"))
+    how = (f"--threads {a.threads}" + ("" if limited else " (threadpoolctl missing: environment variables only)")
+           if a.threads is not None else "default")
+    print(f"NumPy {np.__version__}, BLAS threads {threads} ({how})"
+          + (f", torch {tv} (CPU, set_num_threads({threads}), {'fused' if a.torch_fused_adam else 'default'} Adam)"
+             if have_torch else ", torch not available"))
+    print(f"load average (1 min) {load_before:.2f} before, {load_after:.2f} after, on {os.cpu_count()} CPUs")
     print(f"float32 GEMM peak (np.matmul 2048x2048, best of 5): {peak / 1e9:.1f} GFLOP/s")
     print("synthetic data of MNIST's shape: standard-normal inputs, random labels (not MNIST)\n")
-    head = f"{'benchmark':<42}{'ours':>11}{'torch':>11}{'ours/torch':>12}{'target':>9}{'ours GFLOP/s':>14}{'% of peak':>11}"
+
+    if have_torch:
+        print("per round (ours / torch):")
+        for kind in ("step", "epoch"):
+            cells = [f"{fmt(o)}/{fmt(t)}={o / t:.2f}x" for o, t in zip(times[("ours", kind)], times[("torch", kind)])]
+            print(f"  {kind:<6}" + "  ".join(cells))
+        print()
+
+    head = f"{'benchmark (median over rounds)':<42}{'ours':>11}{'torch':>11}{'ours/torch':>12}{'target':>9}{'ours GFLOP/s':>14}{'% of peak':>11}"
     print(head); print("-" * len(head))
-    rows = [(f"dense step, batch {a.batch}, fwd+bwd", t_step, tt_step if have_torch else None, TARGETS["dense step"], flops_step / t_step),
-            (epoch_label, t_epoch, tt_epoch if have_torch else None, TARGETS["epoch"], flops_epoch / t_epoch)]
+    rows = [(f"dense step, batch {a.batch}, fwd+bwd", "step", 1.0, TARGETS["dense step"], flops_step),
+            (epoch_label, "epoch", 1.0, TARGETS["epoch"], flops_epoch)]
     if a.m != 60000:
-        rows.append((f"epoch extrapolated to m=60000 (x{scale:.2f})", t_epoch * scale,
-                     tt_epoch * scale if have_torch else None, TARGETS["epoch"], flops_epoch / t_epoch))
-    for name, t, tt, target, rate in rows:
-        fmt = lambda s: f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
-        ratio = f"{t / tt:.2f}x" if tt else "-"
-        print(f"{name:<42}{fmt(t):>11}{(fmt(tt) if tt else '-'):>11}{ratio:>12}{f'<= {target}x':>9}{rate / 1e9:>14.1f}{100 * rate / peak:>10.0f}%")
-    print(f"\nmedians: {a.repeats} dense steps after 2 warm-up steps; {a.epoch_repeats} epochs after a warm-up on 4096 examples")
+        rows.append((f"epoch extrapolated to m=60000 (x{scale:.2f})", "epoch", scale, TARGETS["epoch"], flops_epoch))
+    for name, kind, k, target, flops in rows:
+        t = med(times[("ours", kind)])
+        tt = med(times[("torch", kind)]) if have_torch else None
+        ratio = f"{med(o / x for o, x in zip(times[('ours', kind)], times[('torch', kind)])):.2f}x" if have_torch else "-"
+        rate = flops / t
+        print(f"{name:<42}{fmt(t * k):>11}{(fmt(tt * k) if tt else '-'):>11}{ratio:>12}{f'<= {target}x':>9}"
+              f"{rate / 1e9:>14.1f}{100 * rate / peak:>10.0f}%")
+    print(f"\n{a.rounds} rounds; per round: median of {a.repeats} dense steps after 2 warm-up steps, "
+          f"median of {a.epoch_repeats} epoch(s); one warm-up epoch on 4096 examples per library")
 
 
 if __name__ == "__main__":

@@ -447,12 +447,19 @@ def _check_metrics(metrics, loss):
         raise ValueError(f"metric 'accuracy' needs a cross-entropy loss, got {loss.name}")
     return metrics
 
+def _metric_targets(Y, loss):
+    "What accuracy compares the predictions with, computed once per fit: class indices (categorical) or Y > 0.5 (binary)."
+    return Y.argmax(axis=-1) if isinstance(loss, CategoricalCrossentropy) else Y > 0.5
+
+def _count_correct(out, T, loss):
+    "(number of correct predictions as a device scalar, number of predictions) of a batch with metric targets T."
+    if isinstance(loss, CategoricalCrossentropy): return (out.argmax(axis=-1) == T).sum(), out.size // out.shape[-1]
+    return ((out > (0 if loss.from_logits else 0.5)) == T).sum(), out.size
+
 def _n_correct(out, Y, loss):
     "Number of correct predictions in a batch, and the number of predictions."
-    xp_ = get_array_module(out)
-    if isinstance(loss, CategoricalCrossentropy):
-        return int((out.argmax(axis=-1) == Y.argmax(axis=-1)).sum()), out.size // out.shape[-1]
-    return int(((out > (0 if loss.from_logits else 0.5)) == (Y > 0.5)).sum()), out.size
+    c, n = _count_correct(out, _metric_targets(Y, loss), loss)
+    return int(c), n
 
 def _as_inputs(X, name="X"):
     "X on the device in the default float dtype, checked for a batch axis and for NaN/inf."
@@ -521,6 +528,7 @@ def fit(self:Sequential,
     if self.built: self._check_input_shape(X)
     else: self.build(X.shape[1:])
     Y = self.loss.targets(y, (m, *self.output_shape))
+    T = _metric_targets(Y, self.loss) if self.metrics else None
     if validation_data is not None:
         if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
@@ -532,7 +540,7 @@ def fit(self:Sequential,
     else: bar = range(epochs)
     for epoch in bar:
         order = to_device(permutation(m)) if shuffle else None
-        total_loss, n_correct, n_pred = 0.0, 0, 0
+        batch_losses, n_correct, n_pred = [], 0, 0
         for start in range(0, m, batch_size):
             batch = order[start:start + batch_size] if shuffle else slice(start, start + batch_size)
             X_B, Y_B = X[batch], Y[batch]
@@ -540,11 +548,11 @@ def fit(self:Sequential,
             J = self.loss.forward(out, Y_B)
             self.backward(self.loss.backward(), need_dx=False)
             self.optimizer.step(self.layers)
-            total_loss += float(J) * X_B.shape[0]
+            batch_losses.append((J, X_B.shape[0]))  # J stays an array: no host round trip per batch
             if self.metrics:
-                c, n = _n_correct(out, Y_B, self.loss); n_correct += c; n_pred += n
-        logs = {"loss": total_loss / m}
-        if self.metrics: logs["accuracy"] = n_correct / n_pred
+                c, n = _count_correct(out, T[batch], self.loss); n_correct += c; n_pred += n
+        logs = {"loss": sum(float(J) * n for J, n in batch_losses) / m}
+        if self.metrics: logs["accuracy"] = int(n_correct) / n_pred
         if validation_data is not None:
             logs.update({f"val_{k}": v for k, v in self.evaluate(X_val, y_val).items()})
         history.append(epoch, logs)

@@ -553,3 +553,46 @@ def test_failed_first_call_does_not_fix_the_input_shape():
     assert model.input_shape is None and not model.built
     model.fit(np.ones((4, 5), dtype=np.float32), np.zeros((4, 2), dtype=np.float32), loss="mse", optimizer="sgd", verbose=0)
     assert model.input_shape == (5,) and model.built
+
+
+# ---------------------------------------------------------------- fit's bookkeeping
+
+def _hand_fit(model, X, Y, loss, opt, epochs, batch_size, binary):
+    "The training loop written out plainly: per-epoch mean loss weighted by batch size, and accuracy."
+    from dlnotes.backend import permutation
+    logs = {"loss": [], "accuracy": []}
+    m = X.shape[0]
+    for _ in range(epochs):
+        order, total, correct = permutation(m), 0.0, 0
+        for start in range(0, m, batch_size):
+            b = order[start:start + batch_size]
+            out = model.forward(X[b], training=True)
+            J = loss.forward(out, Y[b])
+            model.backward(loss.backward(), need_dx=False)
+            opt.step(model.layers)
+            total += float(J) * len(b)
+            pred = (out > 0) if binary else out.argmax(axis=-1)
+            correct += int((pred == (Y[b] > 0.5)).sum()) if binary else int((pred == Y[b].argmax(axis=-1)).sum())
+        logs["loss"].append(total / m)
+        logs["accuracy"].append(correct / (Y.size if binary else m))
+    return logs
+
+
+@pytest.mark.parametrize("binary", [False, True])
+@pytest.mark.parametrize("opt_name", ["sgd", "adam"])
+def test_fit_logs_equal_a_hand_written_loop(binary, opt_name):
+    X, y = _blobs(70)
+    if binary: y = (y == 0).astype(np.int64)
+    Y = (y.reshape(-1, 1) if binary else one_hot(y, 3)).astype(np.float32)
+    layers = lambda: [Dense(6, activation="relu"), Dropout(0.25), Dense(1 if binary else 3)]
+    make_opt = lambda: SGD(learning_rate=0.1) if opt_name == "sgd" else Adam(learning_rate=0.01)
+    loss = "binary_crossentropy" if binary else "categorical_crossentropy"
+    seed(50); a = Sequential(layers()); a.build((2,))
+    seed(50); b = Sequential(layers()); b.build((2,))
+    seed(51)
+    h = a.fit(X, y, epochs=3, batch_size=16, optimizer=make_opt(), loss=loss, verbose=0).history
+    seed(51)
+    hand = _hand_fit(b, X, Y, get_loss(loss), make_opt(), 3, 16, binary)
+    assert h == hand  # bit for bit: the same arithmetic in the same order
+    for la, lb in zip(a.layers, b.layers):
+        for k in la.params: np.testing.assert_array_equal(to_numpy(la.params[k]), to_numpy(lb.params[k]))

@@ -286,3 +286,94 @@ def test_schedule_as_learning_rate():
     np.testing.assert_allclose(layer.params["W"], -(1 + 0.5 + 0.25))
     assert opt.iterations == 3 and opt.current_learning_rate == pytest.approx(0.125)
     assert "StepDecay(initial_learning_rate=1.0" in repr(opt)
+
+
+# ---- in-place updates -------------------------------------------------------------------------------------------
+
+from dlnotes.optimizers import _adam_step, _adam_update, _blocks, _BLOCK  # noqa: E402
+
+
+@pytest.mark.parametrize("shape,dtype,transposed", [((300, 500), np.float32, False), ((300, 500), np.float64, False),
+                                                    ((4, 3), np.float32, False), ((500, 300), np.float32, True),
+                                                    ((_BLOCK + 7,), np.float32, False)])
+def test_adam_step_is_adam_update_bit_for_bit(shape, dtype, transposed):
+    rng = np.random.default_rng(5)
+    p0 = rng.standard_normal(shape).astype(dtype)
+    if transposed: p0 = p0.T  # not C-contiguous: the step works on the whole arrays
+    p1, p2 = p0.copy(order="K"), p0.copy(order="K")
+    v1, s1, v2, s2 = (np.zeros_like(p1) for _ in range(4))
+    T1, T2 = np.empty_like(p2), np.empty_like(p2)
+    for t in range(1, 8):
+        g = (rng.standard_normal(p0.shape) * 10.0**(-t % 4)).astype(dtype)
+        if transposed: g = np.asfortranarray(g)
+        _adam_update(p1, g, v1, s1, t, 0.003, 0.9, 0.999, 1e-7)
+        _adam_step(p2, g, v2, s2, t, 0.003, 0.9, 0.999, 1e-7, T1, T2)
+    for a, b in ((p1, p2), (v1, v2), (s1, s2)): np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(p2, p0) and p2.dtype == dtype
+
+
+def test_blocks_are_views_covering_the_arrays():
+    a, b = np.arange(3 * _BLOCK + 5, dtype=np.float32), np.zeros(3 * _BLOCK + 5, dtype=np.float32)
+    blocks = _blocks(a, b)
+    assert len(blocks) == 4 and sum(x.size for x, _ in blocks) == a.size
+    for x, y in blocks: y += x  # writing into the blocks writes into b
+    np.testing.assert_array_equal(a, b)
+    assert len(_blocks(a[::2], b[::2])) == 1  # strided: whole arrays
+    assert len(_blocks(a[:10], b[:10])) == 1  # small: whole arrays
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_objects_agree_with_functional_bit_for_bit_in_float32(rule):
+    P = {k: p.astype(np.float32) for k, p in _params(dims=(300, 400, 3)).items()}  # W1 has more than one block
+    layers = _layers(P)
+    opt = _object(rule, 0.01)
+    v, s = initialize_adam(P)
+    for t in range(1, 5):
+        g = {k: a.astype(np.float32) for k, a in _grads(P, 200 + t).items()}
+        _functional_step(rule, P, g, v, s, t, 0.01)
+        for l, layer in enumerate(layers, 1): layer.grads = {"W": g[f"dW{l}"], "b": g[f"db{l}"]}
+        opt.step(layers)
+    for l, layer in enumerate(layers, 1):
+        np.testing.assert_array_equal(layer.params["W"], P[f"W{l}"])
+        np.testing.assert_array_equal(layer.params["b"], P[f"b{l}"])
+        assert layer.params["W"].dtype == np.float32
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_object_steps_allocate_no_array_sized_temporaries(rule):
+    import tracemalloc
+    rng = np.random.default_rng(0)
+    layer = Layer("big", rng.standard_normal((784, 512)).astype(np.float32), np.zeros(512, dtype=np.float32))
+    layer.grads = {"W": rng.standard_normal((784, 512)).astype(np.float32), "b": np.ones(512, dtype=np.float32)}
+    opt = _object(rule, 0.01)
+    opt.step([layer])  # the first step creates the state and the scratch arrays
+    tracemalloc.start()
+    opt.step([layer])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < layer.params["W"].nbytes / 20, (rule, peak)
+
+
+def test_scratch_arrays_are_reused_per_shape_and_dtype():
+    opt = Adam(0.01)
+    a32, b32 = np.zeros((3, 2), np.float32), np.zeros(2, np.float32)
+    T = opt._scratch(a32, a32)
+    assert T.shape == (3, 2) and T.dtype == np.float32
+    assert opt._scratch(a32, a32) is T and opt._scratch(a32, a32, 1) is not T
+    assert opt._scratch(b32, b32).shape == (2,)
+    assert opt._scratch(a32, a32.astype(np.float64)).dtype == np.float64  # a float64 gradient gets float64 scratch
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_mixed_dtypes_still_update(rule):
+    "float32 parameters with float64 gradients (and the reverse) update in place and keep their dtype."
+    for p_dtype, g_dtype in ((np.float32, np.float64), (np.float64, np.float32)):
+        layer = Layer("dense", np.ones((3, 2), dtype=p_dtype), np.zeros(2, dtype=p_dtype))
+        layer.grads = {"W": np.full((3, 2), 0.5, dtype=g_dtype), "b": np.full(2, -0.5, dtype=g_dtype)}
+        ref = Layer("ref", np.ones((3, 2)), np.zeros(2))
+        ref.grads = {"W": np.full((3, 2), 0.5), "b": np.full(2, -0.5)}
+        o1, o2 = _object(rule, 0.1), _object(rule, 0.1)
+        for _ in range(3): o1.step([layer]); o2.step([ref])
+        assert layer.params["W"].dtype == p_dtype
+        np.testing.assert_allclose(layer.params["W"], ref.params["W"], rtol=1e-6)
+        np.testing.assert_allclose(layer.params["b"], ref.params["b"], rtol=1e-6)
