@@ -17,57 +17,16 @@ depend on the machine and on what else runs on it.
 
     python benchmarks/bench_conv.py [--repeats 30] [--threads N] [--no-torch]
 """
-import argparse, os, statistics, time
+import argparse, os
 
 import numpy as np
 
 from dlnotes.backend import seed, randn, to_numpy
 from dlnotes.conv import conv_forward, conv_backward, pool_forward, pool_backward
+from common import blas_threads, limit_threads, gemm_peak, interleaved_medians
 
 M, N_H, N_W, N_C_PREV, N_C, F = 64, 32, 32, 3, 32, 3
 TARGETS = {"conv fwd+bwd": 1.1, "max pool fwd+bwd": 1.2}  # wanted: ours / torch at most this
-
-
-def blas_threads():
-    "Threads of NumPy's BLAS (threadpoolctl), else os.cpu_count()."
-    try:
-        from threadpoolctl import threadpool_info
-        n = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-        if n: return max(n)
-    except ImportError:
-        pass
-    return os.cpu_count() or 1
-
-
-def limit_blas(n):
-    "Limit NumPy's BLAS to n threads for the rest of the process (a no-op without threadpoolctl)."
-    try:
-        from threadpoolctl import threadpool_limits
-        return threadpool_limits(n, user_api="blas")
-    except ImportError:
-        return None
-
-
-def gemm_peak(n=2048, repeats=5):
-    "Best float32 FLOP/s of an n x n matrix product."
-    a = np.asarray(to_numpy(randn(n, n)), dtype=np.float32)
-    a @ a
-    best = min(_time(lambda: a @ a) for _ in range(repeats))
-    return 2 * n ** 3 / best
-
-
-def _time(fn):
-    t0 = time.perf_counter(); fn(); return time.perf_counter() - t0
-
-
-def interleaved_medians(fns, repeats, warmup=2):
-    "{name: median seconds}: the functions run alternately, once each per round, after `warmup` rounds."
-    for _ in range(warmup):
-        for fn in fns.values(): fn()
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, fn in fns.items(): ts[k].append(_time(fn))
-    return {k: statistics.median(v) for k, v in ts.items()}
 
 
 def make_inputs():
@@ -129,7 +88,7 @@ def main():
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
     threads = args.threads or blas_threads()
-    limit = limit_blas(threads)
+    limit = limit_threads(threads, user_api="blas") or None
     torch = None
     if not args.no_torch:
         try:

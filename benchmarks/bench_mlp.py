@@ -21,7 +21,7 @@ the machine and on what else runs on it. torch's Adam is its default (single-ten
     python benchmarks/bench_mlp.py [--threads N] [--rounds 5] [--m 60000] [--repeats 30] [--epoch-repeats 1]
                                    [--torch-fused-adam] [--no-torch]
 """
-import argparse, os, statistics, sys, time
+import argparse, os, statistics, sys
 
 
 def _threads_from_argv(argv):
@@ -41,56 +41,10 @@ import numpy as np
 from dlnotes.backend import seed, randn, to_numpy, get_rng, xp
 from dlnotes.layers import Sequential, Dense, CategoricalCrossentropy, one_hot
 from dlnotes.optimizers import Adam
+from common import blas_threads, limit_threads, median_time, gemm_peak
 
 N_IN, N_HID, N_OUT = 784, 512, 10
 TARGETS = {"dense step": 1.0, "epoch": 0.3}  # wanted: ours / torch at most this
-
-
-def blas_threads():
-    "Threads of NumPy's BLAS (threadpoolctl), else os.cpu_count()."
-    try:
-        from threadpoolctl import threadpool_info
-        n = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-        if n: return max(n)
-    except ImportError:
-        pass
-    return os.cpu_count() or 1
-
-
-_LIMITS = None  # the threadpoolctl limits of --threads, kept for the whole run
-
-
-def limit_threads(n):
-    "Limit every BLAS and OpenMP pool of the process to n threads (threadpoolctl); False when it is not installed."
-    global _LIMITS
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return False
-    _LIMITS = threadpool_limits(limits=n)
-    return True
-
-
-def median_time(fn, repeats, warmup=2):
-    "Median wall time of fn() over `repeats` calls, after `warmup` calls."
-    for _ in range(warmup): fn()
-    ts = []
-    for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
-    return statistics.median(ts)
-
-
-def gemm_peak(n=2048, repeats=5):
-    "Best float32 GEMM rate of np.matmul on n x n matrices, in FLOP/s."
-    rng = np.random.default_rng(0)
-    A, B = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
-    A @ B
-    best = min(_timed(lambda: A @ B) for _ in range(repeats))
-    return 2 * n**3 / best
-
-
-def _timed(fn):
-    t0 = time.perf_counter(); fn(); return time.perf_counter() - t0
 
 
 def step_flops(B):
