@@ -12,7 +12,7 @@ __all__ = ['compute_cost_with_regularization', 'backward_propagation_with_regula
 import numpy as np
 from .backend import get_array_module, rand, to_numpy
 from .deep import (linear_activation_forward, linear_activation_backward, linear_backward,
-                   L_model_forward, L_model_backward, compute_cost, update_parameters)
+                   L_model_forward, L_model_backward, compute_cost, update_parameters, _num_layers)
 from .initialization import initialize_parameters_he
 
 # %% ../nbs/16_regularization.ipynb #516cb9f0
@@ -24,11 +24,7 @@ def _check_lambd(lambd):
 
 def _weights(parameters):
     "The weight matrices [W1, ..., WL] of a {'W1', 'b1', ..., 'WL', 'bL'} dict."
-    L = len(parameters) // 2
-    missing = [k for l in range(1, L + 1) for k in (f"W{l}", f"b{l}") if k not in parameters]
-    if L < 1 or len(parameters) % 2 or missing:
-        raise ValueError(f"parameters must hold W1, b1, ..., WL, bL; got keys {sorted(parameters)}")
-    return [parameters[f"W{l}"] for l in range(1, L + 1)]
+    return [parameters[f"W{l}"] for l in range(1, _num_layers(parameters) + 1)]
 
 def compute_cost_with_regularization(
     AL,  # (1, m) output probabilities of the network
