@@ -21,7 +21,9 @@ def strip_volatile(nb):
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("ExecuteTime", None)
-    nb.metadata = nbformat.from_dict({"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    meta = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    if "widgets" in nb.metadata: meta["widgets"] = nb.metadata["widgets"]  # final state of tqdm bars, for readers
+    nb.metadata = nbformat.from_dict(meta)
     return nb
 
 
