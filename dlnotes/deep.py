@@ -179,6 +179,20 @@ def update_parameters(
     return gradient_descent_step(parameters, grads, learning_rate)
 
 # %% ../nbs/12_deep.ipynb #8fdb287d
+def _gradient_descent(X, Y, parameters, forward, backward, hidden_activation, learning_rate, num_iterations, print_cost):
+    "The loop both models share: forward, cost every 100 iterations, backward, update; returns (parameters, costs)."
+    _check_X(X, parameters["W1"])
+    X = X.astype(parameters["W1"].dtype, copy=False)
+    costs = []
+    for i in range(num_iterations):
+        AL, caches = forward(X, parameters, hidden_activation)
+        if i % 100 == 0:
+            costs.append(compute_cost(AL, Y))
+            if print_cost: print(f"Cost after iteration {i}: {costs[-1]:.4f}")
+        grads = backward(AL, Y, caches, hidden_activation)
+        parameters = update_parameters(parameters, grads, learning_rate)
+    return parameters, costs
+
 def L_layer_model(
     X,  # (n_x, m) training inputs, one example per column
     Y,  # (1, m) or (m,) labels in {0, 1}
@@ -191,17 +205,8 @@ def L_layer_model(
 ):
     "Train an L-layer network by gradient descent; returns (parameters, costs recorded every 100 iterations)."
     parameters = initialize_parameters_deep(layers_dims, seed=seed, dtype=X.dtype if X.dtype.kind == "f" else None)
-    _check_X(X, parameters["W1"])
-    X = X.astype(parameters["W1"].dtype, copy=False)
-    costs = []
-    for i in range(num_iterations):
-        AL, caches = L_model_forward(X, parameters, hidden_activation)
-        if i % 100 == 0:
-            costs.append(compute_cost(AL, Y))
-            if print_cost: print(f"Cost after iteration {i}: {costs[-1]:.4f}")
-        grads = L_model_backward(AL, Y, caches, hidden_activation)
-        parameters = update_parameters(parameters, grads, learning_rate)
-    return parameters, costs
+    return _gradient_descent(X, Y, parameters, L_model_forward, L_model_backward, hidden_activation,
+                             learning_rate, num_iterations, print_cost)
 
 def predict(
     X,  # (n_x, m) inputs, one example per column
@@ -265,17 +270,8 @@ def two_layer_model(
     dims = _check_layer_dims(layers_dims)
     if len(dims) != 3: raise ValueError(f"layers_dims must be (n_x, n_h, n_y) for a two-layer model, got {list(layers_dims)!r}")
     parameters = initialize_parameters(*dims, seed=seed, dtype=X.dtype if X.dtype.kind == "f" else None)
-    _check_X(X, parameters["W1"])
-    X = X.astype(parameters["W1"].dtype, copy=False)
-    costs = []
-    for i in range(num_iterations):
-        A2, caches = two_layer_forward(X, parameters, hidden_activation)
-        if i % 100 == 0:
-            costs.append(compute_cost(A2, Y))
-            if print_cost: print(f"Cost after iteration {i}: {costs[-1]:.4f}")
-        grads = two_layer_backward(A2, Y, caches, hidden_activation)
-        parameters = update_parameters(parameters, grads, learning_rate)
-    return parameters, costs
+    return _gradient_descent(X, Y, parameters, two_layer_forward, two_layer_backward, hidden_activation,
+                             learning_rate, num_iterations, print_cost)
 
 # %% ../nbs/12_deep.ipynb #3b625d89
 def plot_decision_boundary(
