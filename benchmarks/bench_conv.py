@@ -7,7 +7,7 @@ Two measurements, float32, forward + backward, in one process:
 (b) max pool: pool_forward + pool_backward, window 2x2, stride 2, on the conv output (64x32x32x32).
 
 When torch imports, the same work runs in PyTorch (torch.nn.functional.conv2d / max_pool2d, autograd backward,
-gradients for the input, the weights and the bias) with torch.set_num_threads equal to our BLAS thread count.
+gradients for the input, the weights and the bias) with torch.set_num_threads equal to our BLAS thread count (set by --threads, else by DLNOTES_NUM_THREADS or BLAS).
 PyTorch gets its native NCHW layout (converted once, outside the timings); ours is channels-last (NHWC).
 The two libraries run alternately, one call each per round, so that both see the same load, and the table
 prints median times and ours/torch against the targets. The results of both are compared first (same numbers
@@ -23,7 +23,7 @@ import numpy as np
 
 from dlnotes.backend import seed, randn, to_numpy
 from dlnotes.conv import conv_forward, conv_backward, pool_forward, pool_backward
-from common import blas_threads, limit_threads, gemm_peak, interleaved_medians
+from common import use_threads, gemm_peak, interleaved_medians
 
 M, N_H, N_W, N_C_PREV, N_C, F = 64, 32, 32, 3, 32, 3
 TARGETS = {"conv fwd+bwd": 1.1, "max pool fwd+bwd": 1.2}  # wanted: ours / torch at most this
@@ -84,11 +84,10 @@ def check_same(conv_o, pool_o, conv_t, pool_t):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: NumPy's BLAS thread count)")
+    ap.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: DLNOTES_NUM_THREADS, else the BLAS library's own count)")
     ap.add_argument("--no-torch", action="store_true")
     args = ap.parse_args()
-    threads = args.threads or blas_threads()
-    limit = limit_threads(threads, user_api="blas") or None
+    threads, how = use_threads(args.threads)
     torch = None
     if not args.no_torch:
         try:
@@ -100,8 +99,7 @@ def main():
     inputs = make_inputs()
     conv_o, pool_o = ours(*inputs)
     peak = gemm_peak()
-    print(f"threads: {threads} (BLAS{'' if limit is not None else ', not limited: threadpoolctl missing'}"
-          f"{', torch' if torch else ''}); cpu_count {os.cpu_count()}; float32 GEMM peak {peak / 1e9:.1f} GFLOP/s")
+    print(f"threads: {threads} (BLAS{', torch' if torch else ''}; {how}); cpu_count {os.cpu_count()}; float32 GEMM peak {peak / 1e9:.1f} GFLOP/s")
     print(f"conv: {M}x{N_H}x{N_W}x{N_C_PREV} -> {N_C} filters {F}x{F}, pad 1, stride 1; "
           f"max pool 2x2/2 on {M}x{N_H}x{N_W}x{N_C}; float32; median of {args.repeats} rounds")
     flops = 3 * 2 * M * N_H * N_W * F * F * N_C_PREV * N_C  # forward, dW and dA_prev: one GEMM's worth each

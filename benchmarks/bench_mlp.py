@@ -9,8 +9,9 @@ Two measurements, both in float32, side by side in one process:
     measured time is also extrapolated per sample to 60000 and labelled so).
 
 When torch imports, the same work runs in PyTorch on the CPU. Both libraries use the same number of threads:
---threads N sets it (OpenBLAS/OpenMP environment variables before NumPy is imported, threadpoolctl limits at run
-time, torch.set_num_threads(N)); without it, torch gets NumPy's BLAS thread count. The measurements alternate
+--threads N sets it through the library's thread policy (dlnotes.backend.set_num_threads, and
+torch.set_num_threads(N)); without it, the count is what DLNOTES_NUM_THREADS (read when dlnotes is imported) or
+the BLAS library chose, and torch gets the same. The count used is printed. The measurements alternate
 between the libraries in --rounds rounds (the order flips every round), so that load from other processes falls
 on both; each round gives a ratio ours/torch, and the table reports the medians over the rounds. The load
 average is printed before and after. The machine's float32 GEMM peak (best of several large np.matmul) is always
@@ -21,27 +22,15 @@ the machine and on what else runs on it. torch's Adam is its default (single-ten
     python benchmarks/bench_mlp.py [--threads N] [--rounds 5] [--m 60000] [--repeats 30] [--epoch-repeats 1]
                                    [--torch-fused-adam] [--no-torch]
 """
-import argparse, os, statistics, sys
+import argparse, os, statistics
 
-
-def _threads_from_argv(argv):
-    "The value of --threads in argv (None when absent), read before NumPy is imported."
-    for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv): return argv[i + 1]
-        if a.startswith("--threads="): return a.split("=", 1)[1]
-    return None
-
-
-_T = _threads_from_argv(sys.argv[1:])
-if _T is not None:  # BLAS and OpenMP pools read these when their library loads
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"): os.environ[var] = str(_T)
 
 import numpy as np
 
 from dlnotes.backend import seed, randn, to_numpy, get_rng, xp
 from dlnotes.layers import Sequential, Dense, CategoricalCrossentropy, one_hot
 from dlnotes.optimizers import Adam
-from common import blas_threads, limit_threads, median_time, gemm_peak
+from common import use_threads, median_time, gemm_peak
 
 N_IN, N_HID, N_OUT = 784, 512, 10
 TARGETS = {"dense step": 1.0, "epoch": 0.3}  # wanted: ours / torch at most this
@@ -112,7 +101,7 @@ def load():
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=None, help="threads for NumPy's BLAS and for torch (default: NumPy's BLAS count)")
+    p.add_argument("--threads", type=int, default=None, help="threads for NumPy's BLAS and for torch (default: DLNOTES_NUM_THREADS, else the BLAS library's own count)")
     p.add_argument("--rounds", type=int, default=5, help="rounds alternating ours and torch (order flipped every round)")
     p.add_argument("--m", type=int, default=60000, help="examples in the synthetic epoch (MNIST: 60000)")
     p.add_argument("--batch", type=int, default=256, help="batch of the dense step")
@@ -125,8 +114,7 @@ def main():
     if a.threads is not None and a.threads < 1: p.error("--threads must be >= 1")
     if a.rounds < 1: p.error("--rounds must be >= 1")
 
-    limited = limit_threads(a.threads) if a.threads is not None else None
-    threads = blas_threads()
+    threads, how = use_threads(a.threads)
     load_before = load()
     seed(123)
     X = randn(a.m, N_IN)  # float32, synthetic: MNIST's shape, not MNIST
@@ -161,8 +149,6 @@ def main():
     fmt = lambda s: f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
     med = statistics.median
 
-    how = (f"--threads {a.threads}" + ("" if limited else " (threadpoolctl missing: environment variables only)")
-           if a.threads is not None else "default")
     print(f"NumPy {np.__version__}, BLAS threads {threads} ({how})"
           + (f", torch {tv} (CPU, set_num_threads({threads}), {'fused' if a.torch_fused_adam else 'default'} Adam)"
              if have_torch else ", torch not available"))

@@ -1,31 +1,15 @@
-"""Timing helpers shared by the benchmarks: BLAS thread control, medians, and the machine's float32 GEMM peak."""
+"""Timing helpers shared by the benchmarks: the thread count (through dlnotes.backend), medians, and the machine's float32 GEMM peak."""
 import os, statistics, time
 
 import numpy as np
 
-_LIMITS = None  # the threadpoolctl limits in force, kept for the whole run
 
-
-def blas_threads():
-    "Threads of NumPy's BLAS (threadpoolctl), else os.cpu_count()."
-    try:
-        from threadpoolctl import threadpool_info
-        n = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"]
-        if n: return max(n)
-    except ImportError:
-        pass
-    return os.cpu_count() or 1
-
-
-def limit_threads(n, user_api=None):
-    "Limit the process's BLAS (and OpenMP, unless user_api='blas') pools to n threads; False without threadpoolctl."
-    global _LIMITS
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return False
-    _LIMITS = threadpool_limits(limits=n, user_api=user_api)
-    return True
+def use_threads(n=None):
+    "Set the BLAS thread count with the library's one thread policy (n=None: keep what DLNOTES_NUM_THREADS or BLAS chose); returns (count, how it was set)."
+    from dlnotes.backend import set_num_threads, get_num_threads
+    if n is not None: return set_num_threads(n), f"--threads {n}"
+    env = os.environ.get("DLNOTES_NUM_THREADS")
+    return get_num_threads(), (f"DLNOTES_NUM_THREADS={env}" if env else "BLAS default")
 
 
 def timed(fn):

@@ -6,7 +6,8 @@ Docs: https://dlnotes.github.io/dlnotes/backend.html.md"""
 
 # %% auto #0
 __all__ = ['BACKENDS', 'xp', 'HAS_GPU', 'BACKEND_REASON', 'resolve_backend', 'get_array_module', 'to_numpy', 'to_device',
-           'get_default_dtype', 'set_default_dtype', 'seed', 'get_rng', 'randn', 'rand', 'uniform', 'permutation']
+           'get_default_dtype', 'set_default_dtype', 'seed', 'get_rng', 'randn', 'rand', 'uniform', 'permutation',
+           'get_num_threads', 'set_num_threads']
 
 # %% ../nbs/00_backend.ipynb #ff2e157f
 import importlib, os, warnings
@@ -115,3 +116,38 @@ def uniform(low, high, shape, dtype=None):
 def permutation(n:int):
     "A random permutation of `range(n)` as a host (NumPy) integer array, for indexing."
     return _rng.permutation(n)
+
+# %% ../nbs/00_backend.ipynb #c1d74b1e
+_thread_limit = None  # the threadpoolctl limit in force, kept so that it lasts as long as the process
+
+def _blas_pools():
+    "threadpoolctl's description of each BLAS library loaded in this process."
+    from threadpoolctl import threadpool_info
+    return [i for i in threadpool_info() if i.get("user_api") == "blas"]
+
+def get_num_threads()->int:
+    "The number of threads of the CPU BLAS library that NumPy uses (the largest, if several are loaded)."
+    return max((int(i["num_threads"]) for i in _blas_pools()), default=1)
+
+def set_num_threads(
+    n:int,  # threads for every BLAS library of this process (a positive int)
+)->int:
+    "Set the CPU BLAS thread count of this process to `n`; returns the count now in use."
+    global _thread_limit
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"the number of BLAS threads must be a positive int, got {n!r}")
+    from threadpoolctl import threadpool_limits
+    _thread_limit = threadpool_limits(limits=int(n), user_api="blas")
+    return get_num_threads()
+
+def _threads_from_environment():
+    "Apply $DLNOTES_NUM_THREADS if it is set (at import); a ValueError names the variable if it is not a positive int."
+    value = os.environ.get("DLNOTES_NUM_THREADS", "").strip()
+    if not value: return
+    try: n = int(value)
+    except ValueError: n = None
+    if n is None or n < 1:
+        raise ValueError(f"DLNOTES_NUM_THREADS must be a positive int (the number of BLAS threads), got {value!r}")
+    set_num_threads(n)
+
+_threads_from_environment()

@@ -326,3 +326,55 @@ def test_set_default_dtype(dtype, keep_dtype, keep_rng):
 def test_set_default_dtype_rejects(bad, keep_dtype):
     with pytest.raises(ValueError, match="dtype must be float32 or float64"): set_default_dtype(bad)
     assert get_default_dtype() == np.float32  # a rejected call changes nothing
+
+
+# ---------------------------------------------------------------------------- BLAS threads
+
+THREADS_CHILD = textwrap.dedent("""
+    import json, sys
+    out = {}
+    try:
+        import dlnotes.backend as b
+        from threadpoolctl import threadpool_info
+        out.update(threads=b.get_num_threads(),
+                   pools=[i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"])
+    except Exception as e:
+        out.update(error=type(e).__name__, message=str(e))
+    with open(sys.argv[1], "w") as f: json.dump(out, f)
+""")
+
+def run_threads_child(tmp_path, value):
+    "Import the backend in a fresh interpreter with DLNOTES_NUM_THREADS=value (None: unset)."
+    env = {k: v for k, v in os.environ.items() if k not in ("DLNOTES_NUM_THREADS", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(ROOT), DLNOTES_BACKEND="numpy")
+    if value is not None: env["DLNOTES_NUM_THREADS"] = value
+    result = tmp_path / "threads.json"
+    p = subprocess.run([sys.executable, "-c", THREADS_CHILD, str(result)], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    return json.loads(result.read_text())
+
+
+def test_num_threads_from_environment(tmp_path):
+    out = run_threads_child(tmp_path, "1")
+    assert out.get("threads") == 1 and out["pools"] and set(out["pools"]) == {1}, out
+    default = run_threads_child(tmp_path, None)  # unset: BLAS's own default, untouched
+    assert default.get("threads", 0) >= 1 and "error" not in default, default
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
+def test_num_threads_environment_rejects(tmp_path, value):
+    out = run_threads_child(tmp_path, value)
+    assert out.get("error") == "ValueError", out
+    assert "DLNOTES_NUM_THREADS must be a positive int" in out["message"] and repr(value) in out["message"], out
+
+
+def test_set_num_threads_in_process():
+    before = backend.get_num_threads()
+    try:
+        assert backend.set_num_threads(1) == 1 == backend.get_num_threads()
+    finally:
+        backend.set_num_threads(before)
+    assert backend.get_num_threads() == before
+    for bad in (0, -1, 1.5, True, "2", None):
+        with pytest.raises(ValueError, match="must be a positive int"): backend.set_num_threads(bad)

@@ -1,10 +1,10 @@
-"""The course opens in JupyterLab, started exactly as README.md tells readers to start it.
+"""The course opens in JupyterLab, started exactly as README.md tells readers to start it, as root and as a normal user.
 
 The server is driven through its REST API and a kernel websocket: the notebooks are listed,
 the JupyterLab page is served, and the backend notebook runs in a kernel of this environment
 with the outputs stored in it.
 """
-import asyncio, configparser, json, os, re, secrets, shlex, socket, subprocess, sys, time, uuid
+import asyncio, configparser, json, os, re, secrets, shlex, socket, subprocess, sys, tempfile, time, uuid
 import urllib.error, urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,7 +20,7 @@ IGNORE_MARKERS = ("# NBVAL_IGNORE_OUTPUT", "# NBVAL_SKIP")
 
 
 def readme_lab_command():
-    "argv of the `jupyter lab ...` part of README.md's first ```bash block."
+    "argv of the `jupyter lab ...` part of README.md's first ```bash block, exactly as written there."
     m = re.search(r"^```bash\n(.*?)^```", (ROOT / "README.md").read_text(), flags=re.S | re.M)
     assert m, "README.md has no ```bash block"
     command = " ".join(m.group(1).split())
@@ -43,8 +43,8 @@ def free_port():
 
 class Server:
     "A running JupyterLab: its process, its log, and a token-authenticated REST client."
-    def __init__(self, proc, log, port, token):
-        self.proc, self.log, self.port, self.token = proc, log, port, token
+    def __init__(self, proc, log, port, token, argv):
+        self.proc, self.log, self.port, self.token, self.argv = proc, log, port, token, argv
         self.url = f"http://127.0.0.1:{port}"
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
@@ -66,49 +66,94 @@ class Server:
     def log_text(self):
         return f"--- server log ---\n{self.log.read_text(errors='replace')[-6000:]}"
 
+    def stop(self):
+        "Shut the server down through its API; kill it if it does not stop."
+        try:
+            status, _, _ = self.request("POST", "/api/shutdown")
+            assert status == 200, self.log_text()
+            assert self.proc.wait(timeout=30) == 0, self.log_text()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try: self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill(); self.proc.wait()
+
+
+def start_readme_server(home, preexec_fn=None):
+    """Start README's `jupyter lab` command line, verbatim, and wait until it answers.
+
+    Nothing is added to the command line: what a test needs (loopback address, a free port, a random
+    token, no browser, no network access for news or update checks) goes into a configuration file in
+    a fresh JUPYTER_CONFIG_DIR, which also keeps the user's own configuration out. So a command that
+    fails for a reader (e.g. as root without --allow-root) fails here too."""
+    home = Path(home)
+    argv, port, token = readme_lab_command(), free_port(), secrets.token_hex(24)
+    config = home / "config"
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "jupyter_server_config.json").write_text(json.dumps({
+        "ServerApp": {"ip": "127.0.0.1", "port": port, "port_retries": 0, "open_browser": False},
+        "IdentityProvider": {"token": token},
+        "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
+    env.update(  # user-level config, runtime files, kernelspecs and IPython profiles from a clean slate
+        HOME=str(home), JUPYTER_CONFIG_DIR=str(config), JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+        JUPYTER_DATA_DIR=str(home / "data"), IPYTHONDIR=str(home / "ipython"),
+        JUPYTER_PLATFORM_DIRS="1", PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
+    log = home / "server.log"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                preexec_fn=preexec_fn)
+    server = Server(proc, log, port, token, argv)
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"README's command `{shlex.join(argv)}` exited with {proc.returncode} before answering\n{server.log_text()}")
+        try:
+            if server.request("GET", "/api/status", timeout=5)[0] == 200: return server
+        except OSError: pass
+        if time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"JupyterLab did not answer /api/status within {STARTUP_TIMEOUT} s\n{server.log_text()}")
+        time.sleep(0.25)
+
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    "One JupyterLab for the tests below, shut down through its API at the end."
-    tmp_path = tmp_path_factory.mktemp("lab")
-    argv = readme_lab_command()
-    port, token = free_port(), secrets.token_hex(24)
-    argv += ["--ip=127.0.0.1", f"--port={port}", "--no-browser", f"--IdentityProvider.token={token}",
-             "--ServerApp.open_browser=False", "--ServerApp.port_retries=0",
-             # no network: no news feed, no update check
-             "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0: argv.append("--allow-root")  # containers and CI images
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER")}
-    env.update(  # user-level config, runtime files, kernelspecs and IPython profiles from a clean slate
-        JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-        JUPYTER_DATA_DIR=str(tmp_path / "data"), IPYTHONDIR=str(tmp_path / "ipython"),
-        JUPYTER_PLATFORM_DIRS="1", PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]))
-    log = tmp_path / "server.log"
-    with open(log, "wb") as f:
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    server = Server(proc, log, port, token)
+    "One JupyterLab, started as this process's user (root in most containers and CI images), for the tests below."
+    server = start_readme_server(tmp_path_factory.mktemp("lab"))
+    try: yield server
+    finally: server.stop()
+
+
+NOBODY = 65534  # the conventional unprivileged uid/gid
+
+def _as_nobody():
+    os.setgroups([]); os.setgid(NOBODY); os.setuid(NOBODY)
+
+
+def test_readme_command_runs_as_a_normal_user():
+    """Run as root, the fixture above shows README's command works for root; this runs it as an unprivileged user."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("this process is not root: the `lab` fixture already runs README's command as a normal user")
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"`{shlex.join(argv)}` exited with {proc.returncode} before answering\n{server.log_text()}")
-            try:
-                if server.request("GET", "/api/status", timeout=5)[0] == 200: break
-            except OSError: pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"JupyterLab did not answer /api/status within {STARTUP_TIMEOUT} s\n{server.log_text()}")
-            time.sleep(0.25)
-        server.argv = argv
-        yield server
-        status, _, _ = server.request("POST", "/api/shutdown")
-        assert status == 200, server.log_text()
-        assert proc.wait(timeout=30) == 0, server.log_text()
+        probe = subprocess.run([str(Path(sys.executable).parent / "jupyter"), "lab", "--version"], cwd=ROOT,
+                               capture_output=True, preexec_fn=_as_nobody, timeout=60)
+        why = None if probe.returncode == 0 else probe.stderr[-300:]
+    except (OSError, subprocess.SubprocessError) as e:
+        why = f"{type(e).__name__}: {e}"
+    if why is not None:
+        pytest.skip(f"the checkout, its .venv or its Python is not readable by an unprivileged user here ({why!r})")
+    home = Path(tempfile.mkdtemp(prefix="dlnotes-lab-"))
+    os.chown(home, NOBODY, NOBODY)
+    server = start_readme_server(home, preexec_fn=_as_nobody)
+    try:
+        listing = server.json("GET", "/api/contents")
+        assert {p.name for p in notebook_dir(server.argv).glob("*.ipynb")} <= {c["name"] for c in listing["content"]}
+        assert server.request("GET", "/lab")[0] == 200
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-            try: proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill(); proc.wait()
+        server.stop()
+        subprocess.run(["rm", "-rf", str(home)])
 
 
 def test_readme_command_is_what_runs(lab):
