@@ -1,4 +1,4 @@
-"""Speed of dlnotes.conv against PyTorch on the CPU (or the machine's float32 GEMM peak).
+"""Speed of dlnotes.vision.convolution against PyTorch on the CPU (or the machine's float32 GEMM peak).
 
 Two measurements, float32, forward + backward, in one process:
 
@@ -22,7 +22,7 @@ import argparse, os
 import numpy as np
 
 from dlnotes.backend import seed, randn, to_numpy
-from dlnotes.conv import conv_forward, conv_backward, pool_forward, pool_backward
+from dlnotes.vision.convolution import conv_forward, conv_backward, pool_forward, pool_backward
 from common import use_threads, gemm_peak, interleaved_medians
 
 M, N_H, N_W, N_C_PREV, N_C, F = 64, 32, 32, 3, 32, 3

@@ -1,4 +1,4 @@
-"""Speed of dlnotes.layers on a small MLP, against PyTorch on the CPU (or the machine's float32 GEMM peak).
+"""Speed of the dlnotes.nn layers on a small MLP, against PyTorch on the CPU (or the machine's float32 GEMM peak).
 
 Two measurements, both in float32, side by side in one process:
 
@@ -28,8 +28,10 @@ import argparse, os, statistics
 import numpy as np
 
 from dlnotes.backend import seed, randn, to_numpy, get_rng, xp
-from dlnotes.layers import Sequential, Dense, CategoricalCrossentropy, one_hot
-from dlnotes.optimizers import Adam
+from dlnotes.nn.layers import Dense
+from dlnotes.nn.losses import CategoricalCrossentropy, one_hot
+from dlnotes.nn.models import Sequential
+from dlnotes.nn.optimizers import Adam
 from common import use_threads, median_time, gemm_peak
 
 N_IN, N_HID, N_OUT = 784, 512, 10

@@ -153,14 +153,14 @@ def test_generator_bad_args(make):
         make(m=0)
     with pytest.raises(ValueError, match="m must be an int >= 2"):
         make(m=3.5)
-    with pytest.raises(ValueError, match="noise must be >= 0"):
+    with pytest.raises(ValueError, match="noise must be a non-negative number"):
         make(noise=-1)
 
 
 def test_generator_specific_args():
     with pytest.raises(ValueError, match="petals must be an even int >= 2"):
         make_flower(petals=5)
-    with pytest.raises(ValueError, match=r"factor must be in \(0, 1\)"):
+    with pytest.raises(ValueError, match=r"factor must be a number in \(0, 1\)"):
         make_circles(factor=0)
     X, y = make_moons(m=500, noise=0.0, seed=1, dtype=np.float64)
     t0 = X[y == 0]

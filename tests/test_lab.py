@@ -255,7 +255,7 @@ async def run_backend_notebook(lab, kernel_id, cells):
 
 
 def test_backend_notebook_runs_in_a_lab_kernel(lab):
-    nb_path = notebook_dir(lab.argv) / "00_backend.ipynb"
+    nb_path = notebook_dir(lab.argv) / "01_backend.ipynb"
     cells = [c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code"]
     kernel = lab.json("POST", "/api/kernels", {"name": "python3"}, expect=201)
     try:
