@@ -6,14 +6,14 @@ Docs: https://dlnotes.github.io/dlnotes/data.html.md"""
 
 # %% auto #0
 __all__ = ['load_breast_cancer_data', 'load_digits_data', 'load_digit_images', 'make_flower', 'make_moons', 'make_circles',
-           'train_test_split', 'sha256sum', 'download']
+           'train_test_split', 'check_data', 'sha256sum', 'download']
 
 # %% ../nbs/03_data.ipynb #48ae50df
 import hashlib, os, tempfile, urllib.parse, urllib.request
 from pathlib import Path
 import numpy as np
-from ._checks import arg_error, check_int, check_number
-from .backend import get_array_module, get_default_dtype, get_rng, to_numpy
+from ._checks import arg_error, check_choice, check_int, check_number
+from .backend import get_array_module, get_default_dtype, get_rng, to_device, to_numpy
 
 # %% ../nbs/03_data.ipynb #86c15985
 def load_breast_cancer_data(
@@ -154,6 +154,40 @@ def train_test_split(
     xp = get_array_module(X, y)
     train, test = xp.asarray(train), xp.asarray(test)
     return X[train], X[test], y[train], y[test]
+
+# %% ../nbs/03_data.ipynb #662a1574
+def _count_bad(a):
+    "(NaN count, infinity count) of a float array; one fast pass when there are none."
+    xp = get_array_module(a)
+    if a.dtype.kind != "f" or bool(xp.isfinite(a.sum())): return 0, 0  # a finite sum means no NaN and no infinity
+    return int(xp.isnan(a).sum()), int(xp.isinf(a).sum())
+
+def check_data(
+    x,  # an array (NumPy or CuPy) or a nested list of numbers
+    name:str,  # the argument's name for the messages, e.g. "X"
+    min_ndim:int=1,  # at least this many axes
+    ndim:int=None,  # exactly this many axes (None: any number from min_ndim)
+    axis:int=0,  # the axis of the examples: 0 for batch-first data, 1 for chapter 1's columns
+    kind:str="float",  # "float": cast to the default float dtype; "keep": keep a float dtype, cast ints and bools
+    finite:bool=True,  # refuse NaN and infinities
+    layout:str=None,  # the expected layout, for the messages, e.g. "(n_x, m), one example per column"
+):
+    "`x` as an array on the active device, after checking it holds numbers, its axes, its examples and its values."
+    check_choice(kind, "kind", ("float", "keep"))
+    if not hasattr(x, "dtype"):
+        try: x = np.asarray(x)
+        except (ValueError, TypeError): raise TypeError(f"{name} must be an array of numbers, got a {type(x).__name__} that is not one") from None
+    if x.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be an array of numbers, got dtype {x.dtype}" + (" (strings)" if x.dtype.kind in "US" else ""))
+    shape, said = tuple(x.shape), f" {layout}" if layout else ""
+    if (ndim is not None and len(shape) != ndim) or len(shape) < min_ndim:
+        raise ValueError(f"{name} must have {ndim if ndim is not None else f'at least {min_ndim}'} axes{said}, got shape {shape}")
+    if shape[axis] == 0: raise ValueError(f"{name} is empty: it holds no examples (shape {shape})")
+    dtype = get_default_dtype() if kind == "float" or x.dtype.kind != "f" else x.dtype
+    x = to_device(x, dtype)
+    n_nan, n_inf = _count_bad(x) if finite else (0, 0)
+    if n_nan or n_inf: raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} infinite values (of {x.size})")
+    return x
 
 # %% ../nbs/03_data.ipynb #0e85e7c1
 def sha256sum(

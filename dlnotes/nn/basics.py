@@ -15,7 +15,8 @@ __all__ = ['ACTIVATIONS', 'sigmoid', 'sigmoid_backward', 'tanh', 'tanh_backward'
 from typing import NamedTuple
 import numpy as np
 from .._checks import check_int, check_number
-from ..backend import get_array_module, to_numpy, get_default_dtype
+from ..backend import get_array_module, to_numpy, to_device, get_default_dtype
+from ..data import check_data
 
 # %% ../../nbs/11_basics.ipynb #37dee1b6
 def _as_float(Z):
@@ -149,16 +150,24 @@ def _check_binary(Y, name="Y"):
         vals = np.unique(to_numpy(Y[bad]))
         raise ValueError(f"{name} must contain only the labels 0 and 1 for cross-entropy, got other values {vals[:5].tolist()}")
 
+def _check_probabilities(A, name="A"):
+    "Raise unless every entry of `A` is a probability in [0, 1]: a sigmoid's output, not its logits (a NaN fails too)."
+    if A.size == 0: return
+    lo, hi = float(A.min()), float(A.max())
+    if not (0 <= lo and hi <= 1):
+        raise ValueError(f"{name} must hold probabilities in [0, 1] (a sigmoid's output, not logits), got values in "
+                         f"[{lo:.4g}, {hi:.4g}]; for logits use cross_entropy_from_logits")
+
 def _floor(p):
     "p floored at the smallest normal float of its dtype (the only guard in the cross-entropy)."
     return get_array_module(p).maximum(p, np.finfo(p.dtype).tiny)
 
 # %% ../../nbs/11_basics.ipynb #4716747e
 def _checked(A, Y, binary=False):
-    "(xp, A as floats, Y as an array) after checking that both are (n, m), and that Y holds 0/1 labels if `binary`."
+    "(xp, A as floats, Y as an array) after checking that both are (n, m), and for `binary` that Y is 0/1 and A probabilities."
     xp = get_array_module(A)
     A, Y = _as_float(A), xp.asarray(Y); _check_pair(A, Y)
-    if binary: _check_binary(Y)
+    if binary: _check_binary(Y); _check_probabilities(A)
     return xp, A, Y
 
 def _cost(loss, A, Y)->float:
@@ -219,22 +228,39 @@ def gradient_descent_step(
         g = grads.get("d" + k, grads.get(k))
         if g is None:
             raise ValueError(f"grads has no gradient for parameter {k!r} (expected key {'d' + k!r} or {k!r})")
+        if not isinstance(g, (int, float)):  # an array, or a nested list taken as one
+            g = get_array_module(p).asarray(g)
+            if g.dtype.kind not in "biuf": raise TypeError(f"gradient of {k!r} must be an array of numbers, got dtype {g.dtype}")
         if np.shape(g) != np.shape(p):
             raise ValueError(f"gradient of {k!r} must have the parameter's shape {np.shape(p)}, got {np.shape(g)}")
         new[k] = p - learning_rate * g
     return new
 
 # %% ../../nbs/11_basics.ipynb #f8629955
-def _check_XY(X, Y, w=None):
-    "Raise unless X is (n_x, m), Y is (1, m) with 0/1 labels, and w (if given) is (n_x, 1)."
-    if X.ndim != 2 or Y.ndim != 2 or Y.shape[0] != 1:
-        raise ValueError(f"X must be (n_x, m) and Y (1, m), got X {tuple(X.shape)} and Y {tuple(Y.shape)}")
+def _check_columns(X, name="X", layout="(n_x, m), one example per column"):
+    "`X` through `check_data` in chapter 1's layout: 2-D, examples as columns, numbers, not empty, finite; on the device, float dtypes kept."
+    return check_data(X, name, ndim=2, axis=1, kind="keep", layout=layout)
+
+def _check_labels(Y, name="Y"):
+    "`Y` through `check_data` (numbers, not empty, finite), on the device in its own dtype: integer labels stay integers."
+    Y_float = check_data(Y, name, axis=-1, kind="keep", layout="(1, m) or (m,)")
+    Y = to_device(Y)
+    return Y if Y.dtype.kind in "iuf" else Y_float  # booleans become floats
+
+def _check_XY(X, Y, w=None, names=("X", "Y")):
+    "(X, Y, w) on the device, after checking that X is (n_x, m), Y (1, m) with 0/1 labels, and w (if given) (n_x, 1)."
+    (nx, ny), X, Y = names, _check_columns(X, names[0]), _check_labels(Y, names[1])
+    if Y.ndim != 2 or Y.shape[0] != 1:
+        raise ValueError(f"{nx} must be (n_x, m) and {ny} (1, m), got {nx} {tuple(X.shape)} and {ny} {tuple(Y.shape)}")
     if X.shape[1] != Y.shape[1]:
-        raise ValueError(f"X and Y must have the same number of examples (columns), got X {tuple(X.shape)} and "
-                         f"Y {tuple(Y.shape)}; examples go in columns, so if X holds them in rows pass X.T")
-    if w is not None and tuple(w.shape) != (X.shape[0], 1):
-        raise ValueError(f"w must be (n_x, 1) = {(X.shape[0], 1)} to match X {tuple(X.shape)}, got {tuple(w.shape)}")
-    _check_binary(Y)
+        raise ValueError(f"{nx} and {ny} must have the same number of examples (columns), got {nx} {tuple(X.shape)} and "
+                         f"{ny} {tuple(Y.shape)}; examples go in columns, so if {nx} holds them in rows pass {nx}.T")
+    if w is not None:
+        w = to_device(w)
+        if tuple(w.shape) != (X.shape[0], 1):
+            raise ValueError(f"w must be (n_x, 1) = {(X.shape[0], 1)} to match {nx} {tuple(X.shape)}, got {tuple(w.shape)}")
+    _check_binary(Y, ny)
+    return X, Y, w
 
 def initialize_with_zeros(n_x:int):
     "Zero parameters of logistic regression: `w` of shape (n_x, 1) in the default dtype and `b = 0.0`."
@@ -259,7 +285,7 @@ def propagate(
     Y,  # (1, m) labels in {0, 1}
 ):
     "Cost J and its gradients `{'dw': (n_x, 1), 'db': float}` for logistic regression; returns `(grads, cost)`."
-    _check_XY(X, Y, w)
+    X, Y, w = _check_XY(X, Y, w)
     return _propagate(w, b, X, Y)
 
 # %% ../../nbs/11_basics.ipynb #a70d56b4
@@ -273,7 +299,9 @@ def optimize(
     print_cost:bool=False,  # print J every 100 iterations
 ):
     "Steps 2-6: gradient descent on logistic regression. Returns `(params, grads, costs)`, `costs[i]` = J before step i."
-    _check_XY(X, Y, w)
+    num_iterations = check_int(num_iterations, "num_iterations", 1)
+    check_number(learning_rate, "learning_rate", 0, low_open=True)
+    X, Y, w = _check_XY(X, Y, w)
     params, costs = {"w": w, "b": b}, []
     for i in range(num_iterations):
         grads, cost = _propagate(params["w"], params["b"], X, Y)
@@ -288,7 +316,8 @@ def predict_logistic(
     X,  # (n_x, m) inputs
 ):
     "Predicted labels (1, m): 1 where sigma(w^T X + b) > 0.5, else 0."
-    if X.ndim != 2 or X.shape[0] != w.shape[0]:
+    X, w = _check_columns(X), to_device(w)
+    if X.shape[0] != w.shape[0]:
         raise ValueError(f"X must be (n_x, m) with n_x = {w.shape[0]} rows to match w {tuple(w.shape)}, got X {tuple(X.shape)}")
     A, _ = sigmoid(w.T @ X + b)
     return (A > 0.5).astype(np.int64)
@@ -302,9 +331,10 @@ def logistic_regression_model(
     print_cost:bool=False,
 ):
     "The six steps end to end: returns a dict with `costs`, `w`, `b`, predictions and train/test accuracy (fractions)."
-    _check_XY(X_test, Y_test)
+    X_test, Y_test, _ = _check_XY(X_test, Y_test, names=("X_test", "Y_test"))
+    X_train, Y_train, _ = _check_XY(X_train, Y_train, names=("X_train", "Y_train"))
     w, b = initialize_with_zeros(X_train.shape[0])
-    w = w.astype(X_train.dtype) if X_train.dtype.kind == "f" else w
+    w = to_device(w, X_train.dtype)
     params, grads, costs = optimize(w, b, X_train, Y_train, num_iterations, learning_rate, print_cost)
     w, b = params["w"], params["b"]
     Y_prediction_train, Y_prediction_test = predict_logistic(w, b, X_train), predict_logistic(w, b, X_test)

@@ -104,16 +104,21 @@ class BatchNormInferenceCache(NamedTuple):
 
 class BatchNormalization(Layer):
     "Batch normalization over every axis but the last: batch statistics in training, moving averages at inference."
+    state_attrs = ("moving_mean", "moving_variance")
     def __init__(self,
                  momentum:float=0.99,  # ρ of the moving averages, in [0, 1)
                  epsilon:float=1e-3,  # ε added to the variance, > 0
-                 name:str=None, trainable:bool=True):
+                 name:str=None,  # the layer's name; default 'batch_normalization' (a model numbers them)
+                 trainable:bool=True,  # False: optimizers leave γ and β as they are
+                ):
+        "A batch normalization layer with learned scale γ and offset β per feature (the last axis)."
         super().__init__(name, trainable)
         self.momentum = check_number(momentum, "momentum", 0, 1, high_open=True, owner="BatchNormalization")
         self.epsilon = check_number(epsilon, "epsilon", 0, low_open=True, owner="BatchNormalization")
-        self.moving_mean = self.moving_variance = None
+        self.moving_mean = self.moving_variance = None  # saved with the weights (state_attrs), not trained
 
     def build(self, input_shape):
+        "Create γ = 1 and β = 0 (parameters) and the moving averages μ̄ = 0, σ̄² = 1 (state), one per feature."
         n_C, dtype = int(input_shape[-1]), get_default_dtype()
         self.variable_axes = tuple(range(len(input_shape) - 1))  # statistics per channel: any height, width or length
         self.params = {"gamma": xp.ones(n_C, dtype=dtype), "beta": xp.zeros(n_C, dtype=dtype)}

@@ -14,10 +14,11 @@ __all__ = ['initialize_parameters_deep', 'LinearCache', 'linear_forward', 'Linea
 from typing import NamedTuple
 import numpy as np
 import matplotlib.pyplot as plt
-from .._checks import check_int
+from .._checks import check_int, check_number
 from ..backend import get_array_module, to_numpy, to_device, randn, get_default_dtype
 from ..backend import seed as _seed
-from .basics import get_activation, cross_entropy_cost, gradient_descent_step
+from .basics import (get_activation, cross_entropy_cost, gradient_descent_step, _check_columns,
+                               _check_labels, _check_probabilities)
 
 # %% ../../nbs/12_deep.ipynb #18cf8707
 def _check_layer_dims(layer_dims):
@@ -98,11 +99,27 @@ def _num_layers(parameters):
         raise ValueError(f"parameters must hold W1, b1, ..., WL, bL; got keys {sorted(parameters)}")
     return L
 
-def _check_X(X, W1):
-    "ValueError unless X is (n_0, m) for W1 of shape (n_1, n_0)."
-    if X.ndim != 2 or X.shape[0] != W1.shape[1]:
-        raise ValueError(f"X has shape {tuple(X.shape)} but W1 has shape {tuple(W1.shape)}: X must be (n_x, m) = "
-                         f"({W1.shape[1]}, m) with one example per column (examples on the wrong axis? try X.T)")
+def _check_X(X, n_x:int, source:str):
+    "`X` through `check_data` as (n_x, m) data, one example per column; `source` says where n_x comes from (W1, layers_dims)."
+    X = _check_columns(X)
+    if X.shape[0] != n_x:
+        raise ValueError(f"X has shape {tuple(X.shape)} but {source}: X must be (n_x, m) = ({n_x}, m) "
+                         f"with one example per column (examples on the wrong axis? try X.T)")
+    return X
+
+def _check_X_for(X, parameters):
+    "`X` checked against the first layer: n_x is the number of columns of W1."
+    W1 = parameters["W1"]
+    return _check_X(X, W1.shape[1], f"W1 has shape {tuple(W1.shape)}")
+
+def _forward(X, parameters, hidden_activation="relu"):
+    "The forward pass of `L_model_forward` on data already checked (the training loops check theirs once, before the first step)."
+    L, A, caches = len(parameters) // 2, X, []
+    for l in range(1, L + 1):
+        activation = hidden_activation if l < L else "sigmoid"
+        A, cache = linear_activation_forward(A, parameters[f"W{l}"], parameters[f"b{l}"], activation)
+        caches.append(cache)
+    return A, caches
 
 def L_model_forward(
     X,  # (n_x, m) input, one example per column
@@ -110,34 +127,33 @@ def L_model_forward(
     hidden_activation:str="relu",  # activation of layers 1..L-1
 ):
     "Forward pass [LINEAR->RELU]*(L-1) -> LINEAR->SIGMOID: returns (AL of shape (1, m), list of L caches)."
-    L = _num_layers(parameters)
-    _check_X(X, parameters["W1"])
-    A, caches = X, []
-    for l in range(1, L + 1):
-        activation = hidden_activation if l < L else "sigmoid"
-        A, cache = linear_activation_forward(A, parameters[f"W{l}"], parameters[f"b{l}"], activation)
-        caches.append(cache)
-    return A, caches
+    _num_layers(parameters)
+    return _forward(_check_X_for(X, parameters), parameters, hidden_activation)
 
 # %% ../../nbs/12_deep.ipynb #320a5846
-def _as_row_labels(Y, AL):
-    "Y reshaped to AL's shape (1, m); ValueError for a size mismatch or values outside {0, 1}."
+def _as_row_labels(Y, shape, like:str="like AL"):
+    "Y reshaped to `shape` (1, m); ValueError for a size mismatch or values outside {0, 1}."
     xp = get_array_module(Y)
-    if Y.size != AL.size or (Y.ndim == 2 and tuple(Y.shape) != tuple(AL.shape)):
-        raise ValueError(f"Y must have shape {tuple(AL.shape)} like AL, got {tuple(Y.shape)}")
-    Y = Y.reshape(AL.shape)
+    if Y.size != shape[0] * shape[1] or (Y.ndim == 2 and tuple(Y.shape) != tuple(shape)):
+        raise ValueError(f"Y must have shape {tuple(shape)} {like}, got {tuple(Y.shape)}")
+    Y = Y.reshape(shape)
     bad = to_numpy(xp.unique(Y[(Y != 0) & (Y != 1)]))
     if bad.size:
         raise ValueError(f"Y must hold only 0 and 1 (binary labels), got the values {bad[:5].tolist()}")
     return Y
+
+def _cross_entropy(AL, Y)->float:
+    "The cost of `compute_cost` for AL and Y (1, m) already checked."
+    return float(to_numpy(cross_entropy_cost(AL, Y.astype(AL.dtype))))
 
 def compute_cost(
     AL,  # (1, m) predicted probabilities from `L_model_forward`
     Y,  # (1, m) or (m,) labels in {0, 1}
 )->float:
     "Mean cross-entropy J = -(1/m) sum[Y log AL + (1 - Y) log(1 - AL)], as a Python float."
-    Y = _as_row_labels(Y, AL)
-    return float(to_numpy(cross_entropy_cost(AL, Y.astype(AL.dtype))))
+    AL = _check_columns(AL, "AL", "(1, m), one probability per example")
+    _check_probabilities(AL, "AL")
+    return _cross_entropy(AL, _as_row_labels(_check_labels(Y), AL.shape))
 
 # %% ../../nbs/12_deep.ipynb #ae581786
 def linear_backward(
@@ -173,7 +189,10 @@ def L_model_backward(
     hidden_activation:str="relu",  # activation of layers 1..L-1, as in the forward pass
 )->dict:
     "Gradients {'dA0', ..., 'dA{L-1}', 'dW1', ..., 'dWL', 'db1', ..., 'dbL'} of the cross-entropy cost."
-    Y = _as_row_labels(Y, AL)
+    return _backward(AL, _as_row_labels(_check_labels(Y), AL.shape), caches, hidden_activation)
+
+def _backward(AL, Y, caches, hidden_activation="relu"):
+    "The backward pass of `L_model_backward` for labels Y already checked and shaped like AL."
     L, grads = len(caches), {}
     dZ = AL - Y  # = dAL * sigma'(ZL) with dAL = -(Y/AL - (1-Y)/(1-AL)), without dividing by AL or 1 - AL
     grads[f"dA{L-1}"], grads[f"dW{L}"], grads[f"db{L}"] = linear_backward(dZ, caches[L-1].linear_cache)
@@ -204,7 +223,7 @@ def _train_loop(
     unit:str="iteration",  # what an epoch is called in the printout
 ):
     "The loop every model of chapter 1 shares: forward, backward, update per batch; returns (parameters, recorded costs)."
-    num_epochs = check_int(num_epochs, "num_epochs" if unit == "epoch" else "num_iterations", 0)
+    num_epochs = check_int(num_epochs, "num_epochs" if unit == "epoch" else "num_iterations", 1)  # a training of nothing is a mistake
     costs = []
     for epoch in range(num_epochs):
         record, total, m = epoch % record_every == 0, 0.0, 0
@@ -217,14 +236,25 @@ def _train_loop(
             if print_every and epoch % print_every == 0: print(f"Cost after {unit} {epoch}: {costs[-1]:.4f}")
     return parameters, costs
 
+# %% ../../nbs/12_deep.ipynb #0558419d
+def _check_training_data(
+    X,  # (n_0, m) inputs, one example per column
+    Y,  # (1, m) or (m,) labels in {0, 1}
+    layers_dims,  # [n_0, n_1, ..., n_L]
+    learning_rate=None,  # a step size to check (None: the caller checks its own, e.g. a schedule)
+):
+    "(X, Y reshaped to (1, m), the sizes of layers_dims), checked once before a model trains."
+    dims = _check_layer_dims(layers_dims)
+    if learning_rate is not None: check_number(learning_rate, "learning_rate", 0, low_open=True)
+    X = _check_X(X, dims[0], f"layers_dims[0] is {dims[0]}")
+    return X, _as_row_labels(_check_labels(Y), (1, X.shape[1]), "(one label per column of X)"), dims
+
 def _gradient_descent(X, Y, parameters, forward, backward, hidden_activation, learning_rate, num_iterations, print_cost):
-    "`_train_loop` as full-batch gradient descent for the models of this notebook; returns (parameters, costs)."
-    _check_X(X, parameters["W1"])
-    X = X.astype(parameters["W1"].dtype, copy=False)
+    "`_train_loop` as full-batch gradient descent on checked data for the models of this notebook; returns (parameters, costs)."
     return _train_loop(parameters, lambda e: [(X, Y)], lambda X_, P: forward(X_, P, hidden_activation),
                        lambda AL, Y_, caches, P: backward(AL, Y_, caches, hidden_activation),
                        lambda P, grads, e: update_parameters(P, grads, learning_rate), num_iterations,
-                       lambda AL, Y_, P: compute_cost(AL, Y_), print_every=100 if print_cost else None)
+                       lambda AL, Y_, P: _cross_entropy(AL, Y_), print_every=100 if print_cost else None)
 
 # %% ../../nbs/12_deep.ipynb #ae80272f
 def L_layer_model(
@@ -238,8 +268,9 @@ def L_layer_model(
     hidden_activation:str="relu",  # activation of layers 1..L-1
 ):
     "Train an L-layer network by gradient descent; returns (parameters, costs recorded every 100 iterations)."
-    parameters = initialize_parameters_deep(layers_dims, seed=seed, dtype=X.dtype if X.dtype.kind == "f" else None)
-    return _gradient_descent(X, Y, parameters, L_model_forward, L_model_backward, hidden_activation,
+    X, Y, dims = _check_training_data(X, Y, layers_dims, learning_rate)
+    parameters = initialize_parameters_deep(dims, seed=seed, dtype=X.dtype)
+    return _gradient_descent(X, Y, parameters, _forward, _backward, hidden_activation,
                              learning_rate, num_iterations, print_cost)
 
 def predict(
@@ -272,7 +303,10 @@ def two_layer_forward(
     hidden_activation:str="relu",  # g[1]: "relu" or "tanh"
 ):
     "LINEAR->g[1]->LINEAR->SIGMOID: returns (A2 of shape (1, m), (cache1, cache2))."
-    _check_X(X, parameters["W1"])
+    return _two_layer_forward(_check_X_for(X, parameters), parameters, hidden_activation)
+
+def _two_layer_forward(X, parameters, hidden_activation="relu"):
+    "`two_layer_forward` on checked data."
     A1, cache1 = linear_activation_forward(X, parameters["W1"], parameters["b1"], hidden_activation)
     A2, cache2 = linear_activation_forward(A1, parameters["W2"], parameters["b2"], "sigmoid")
     return A2, (cache1, cache2)
@@ -285,8 +319,12 @@ def two_layer_backward(
     hidden_activation:str="relu",  # g[1], as in the forward pass
 )->dict:
     "The §1.2.4 gradients {'dA0', 'dW1', 'db1', 'dA1', 'dW2', 'db2'}."
+    return _two_layer_backward(A2, _as_row_labels(_check_labels(Y), A2.shape), caches, hidden_activation)
+
+def _two_layer_backward(A2, Y, caches, hidden_activation="relu"):
+    "`two_layer_backward` for labels Y already checked and shaped like A2."
     cache1, cache2 = caches
-    dZ2 = A2 - _as_row_labels(Y, A2)
+    dZ2 = A2 - Y
     dA1, dW2, db2 = linear_backward(dZ2, cache2.linear_cache)
     dA0, dW1, db1 = linear_activation_backward(dA1, cache1, hidden_activation)
     return {"dA0": dA0, "dW1": dW1, "db1": db1, "dA1": dA1, "dW2": dW2, "db2": db2}
@@ -302,10 +340,11 @@ def two_layer_model(
     hidden_activation:str="relu",  # g[1]: "relu" or "tanh"
 ):
     "Train LINEAR->g[1]->LINEAR->SIGMOID by gradient descent; returns (parameters, costs recorded every 100 iterations)."
-    dims = _check_layer_dims(layers_dims)
-    if len(dims) != 3: raise ValueError(f"layers_dims must be (n_x, n_h, n_y) for a two-layer model, got {list(layers_dims)!r}")
-    parameters = initialize_parameters(*dims, seed=seed, dtype=X.dtype if X.dtype.kind == "f" else None)
-    return _gradient_descent(X, Y, parameters, two_layer_forward, two_layer_backward, hidden_activation,
+    if len(_check_layer_dims(layers_dims)) != 3:
+        raise ValueError(f"layers_dims must be (n_x, n_h, n_y) for a two-layer model, got {list(layers_dims)!r}")
+    X, Y, dims = _check_training_data(X, Y, layers_dims, learning_rate)
+    parameters = initialize_parameters(*dims, seed=seed, dtype=X.dtype)
+    return _gradient_descent(X, Y, parameters, _two_layer_forward, _two_layer_backward, hidden_activation,
                              learning_rate, num_iterations, print_cost)
 
 # %% ../../nbs/12_deep.ipynb #3b625d89

@@ -15,7 +15,8 @@ import math
 import numpy as np
 from .._checks import arg_error, check_choice, check_number
 from ..backend import xp, get_array_module, get_default_dtype, randn, to_numpy, uniform
-from .deep import initialize_parameters_deep, L_model_forward, L_model_backward, compute_cost, update_parameters, _train_loop
+from .deep import (initialize_parameters_deep, update_parameters, _train_loop, _forward, _backward, _cross_entropy,
+                             _check_training_data)
 
 # %% ../../nbs/12a_initializers.ipynb #7faf9170
 def initialize_parameters_zeros(
@@ -70,11 +71,12 @@ def train_with_initialization(
     if callable(initialization): init = initialization
     elif isinstance(initialization, str) and initialization in INITIALIZATIONS: init = INITIALIZATIONS[initialization]
     else: raise arg_error("initialization", f"one of {', '.join(map(repr, INITIALIZATIONS))} or a callable", repr(initialization))
-    parameters = init(layers_dims, dtype=X.dtype if X.dtype.kind == "f" else None, **init_kwargs)
-    Y = Y.reshape(1, -1).astype(parameters["W1"].dtype)
-    return _train_loop(parameters, lambda e: [(X, Y)], L_model_forward, lambda AL, Y_, caches, P: L_model_backward(AL, Y_, caches),
+    X, Y, _ = _check_training_data(X, Y, layers_dims, learning_rate)
+    parameters = init(layers_dims, dtype=X.dtype, **init_kwargs)
+    Y = Y.astype(parameters["W1"].dtype)
+    return _train_loop(parameters, lambda e: [(X, Y)], _forward, lambda AL, Y_, caches, P: _backward(AL, Y_, caches),
                        lambda P, grads, e: update_parameters(P, grads, learning_rate), num_iterations,
-                       lambda AL, Y_, P: compute_cost(AL, Y_), print_every=1000 if print_cost else None)
+                       lambda AL, Y_, P: _cross_entropy(AL, Y_), print_every=1000 if print_cost else None)
 
 # %% ../../nbs/12a_initializers.ipynb #a22f5c66
 class Initializer:

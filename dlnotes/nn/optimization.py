@@ -16,7 +16,8 @@ import math
 import numpy as np
 from .._checks import check_choice, check_int, check_number
 from ..backend import get_array_module, get_rng
-from .deep import initialize_parameters_deep, L_model_forward, compute_cost, L_model_backward, _train_loop
+from .deep import (initialize_parameters_deep, L_model_forward, compute_cost, L_model_backward, _train_loop, _forward,
+                             _backward, _cross_entropy, _check_training_data)
 
 # %% ../../nbs/14_optimization.ipynb #431cae7e
 def random_mini_batches(
@@ -46,9 +47,13 @@ def _pairs(parameters:dict, grads:dict):
     for name, d in (("parameters", parameters), ("grads", grads)):
         if not isinstance(d, dict): raise TypeError(f"{name} must be a dict, got {type(d).__name__}")
     for k, p in parameters.items():
+        if getattr(getattr(p, "dtype", None), "kind", None) != "f":  # an int array cannot take a fractional step in place
+            got = f"dtype {p.dtype}" if hasattr(p, "dtype") else type(p).__name__
+            raise TypeError(f"parameters[{k!r}] must be an array of floats (it is updated in place), got {got}")
         if "d" + k not in grads:
             raise ValueError(f"grads has no 'd{k}' for parameter {k!r}; it has {sorted(grads)}")
         g = grads["d" + k]
+        if not hasattr(g, "shape"): raise TypeError(f"grads['d{k}'] must be an array, got {type(g).__name__}")
         if g.shape != p.shape:
             raise ValueError(f"grads['d{k}'] must have the shape of parameters[{k!r}] {p.shape}, got {g.shape}")
         yield k, p, g
@@ -326,9 +331,8 @@ def model(
         _check_lr(learning_rate)
         lr_at = (lambda e: learning_rate) if decay is None else (lambda e: decay(learning_rate, e))
     check_int(num_epochs, "num_epochs", 1)
-    if getattr(X, "ndim", None) != 2 or X.shape[0] != layers_dims[0]:
-        raise ValueError(f"X must have shape (layers_dims[0], m) = ({layers_dims[0]}, m), got {getattr(X, 'shape', None)}")
-    parameters = initialize_parameters_deep(layers_dims, seed=seed, dtype=X.dtype if np.issubdtype(X.dtype, np.floating) else None)
+    X, Y, dims = _check_training_data(X, Y, layers_dims)  # once, before the first epoch: check_data, X against layers_dims
+    parameters = initialize_parameters_deep(dims, seed=seed, dtype=X.dtype)
     v, s = initialize_adam(parameters)
     t = [0]  # Adam's counter: updates, not epochs
     def update(P, grads, epoch):
@@ -338,6 +342,6 @@ def model(
         if optimizer == "rmsprop": return update_parameters_with_rmsprop(P, grads, s, beta, lr, epsilon)[0]
         return update_parameters_with_adam(P, grads, v, s, t[0], lr, beta1, beta2, epsilon)[0]
     return _train_loop(parameters, lambda e: random_mini_batches(X, Y, mini_batch_size, seed=seed + e),
-                       L_model_forward, lambda AL, Y_, caches, P: L_model_backward(AL, Y_, caches), update, num_epochs,
-                       lambda AL, Y_, P: compute_cost(AL, Y_), record_every=1, print_every=1000 if print_cost else None,
+                       _forward, lambda AL, Y_, caches, P: _backward(AL, Y_, caches), update, num_epochs,
+                       lambda AL, Y_, P: _cross_entropy(AL, Y_), record_every=1, print_every=1000 if print_cost else None,
                        unit="epoch")

@@ -10,7 +10,7 @@ __all__ = ['OPTIMIZERS', 'Optimizer', 'SGD', 'Momentum', 'RMSprop', 'Adam', 'get
 # %% ../../nbs/14a_optimizers.ipynb #e4e13e86
 import numpy as np
 from fastcore.basics import patch
-from .._checks import check_int
+from .._checks import check_int, check_number
 from ..backend import get_array_module, to_device, to_numpy
 from .optimization import _check_lr, _check_beta, _gd_update, _momentum_update, _rmsprop_update, _adam_step
 
@@ -19,9 +19,18 @@ class Optimizer:
     "Base class: `step(layers)` updates the trainable layers' params in place with their grads."
     slots = ()  # names of the per-array state arrays, created as zeros like the parameter
 
-    def __init__(self, learning_rate):
-        if not callable(learning_rate): _check_lr(learning_rate)
+    def __init__(self,
+                 learning_rate,  # α, a positive number or a schedule (a callable of `iterations`)
+                 clipnorm:float=None,  # rescale each parameter's gradient to at most this L2 norm
+                 clipvalue:float=None,  # clip each gradient entry to [-clipvalue, clipvalue]
+                 global_clipnorm:float=None,  # rescale all gradients together to at most this global L2 norm
+                ):
         self.learning_rate, self.iterations = learning_rate, 0
+        self.clipnorm, self.clipvalue, self.global_clipnorm = (
+            None if v is None else check_number(v, k, 0, low_open=True, owner=type(self).__name__)
+            for k, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)))
+        if clipnorm is not None and global_clipnorm is not None:
+            raise ValueError(f"{type(self).__name__}: give clipnorm or global_clipnorm, not both")
         self.state = {}  # "layer_name/key" -> tuple of slot arrays, one per name in `slots`
         self._scratch_arrays = {}  # (array type, shape, dtype, i) -> scratch array, reused by every step and parameter
 
@@ -33,16 +42,24 @@ class Optimizer:
         if tmp is None: tmp = self._scratch_arrays[key] = get_array_module(p).empty(p.shape, dtype)
         return tmp
 
-    @property
-    def current_learning_rate(self)->float:
-        "The learning rate the next step will use (a schedule is evaluated at `iterations`)."
-        lr = self.learning_rate
-        return float(lr(self.iterations)) if callable(lr) else float(lr)
-
     def _hyper(self): return {}
+    def _clipping(self): return {k: getattr(self, k) for k in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, k) is not None}
     def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in {"learning_rate": self.learning_rate, **self._hyper()}.items())
+        args = ", ".join(f"{k}={v!r}" for k, v in {"learning_rate": self.learning_rate, **self._hyper(), **self._clipping()}.items())
         return f"{type(self).__name__}({args})"
+
+# %% ../../nbs/14a_optimizers.ipynb #1d5d70e5
+def _get_lr(self): return self._learning_rate
+def _set_lr(self, value):
+    if not callable(value): _check_lr(value)
+    self._learning_rate = value
+Optimizer.learning_rate = property(_get_lr, _set_lr, doc="α: a positive number or a schedule; a callback may set a new number between steps.")
+
+@patch(as_prop=True)
+def current_learning_rate(self:Optimizer)->float:
+    "The learning rate the next step will use (a schedule is evaluated at `iterations`)."
+    lr = self.learning_rate
+    return float(lr(self.iterations)) if callable(lr) else float(lr)
 
 # %% ../../nbs/14a_optimizers.ipynb #6488171d
 def _layers_of(layers)->list:
@@ -59,6 +76,23 @@ def _layers_of(layers)->list:
         names[name] = layer; out.append(layer)
     return out
 
+def _trainable_items(layers, prefix:str="")->list:
+    "(name, param, grad) of every trainable parameter: 'layer/key', and 'model/layer/key' inside a nested model."
+    items = []
+    for layer in _layers_of(layers):
+        if not getattr(layer, "trainable", True): continue
+        name = prefix + getattr(layer, "name", type(layer).__name__)
+        if hasattr(layer, "layers"): items += _trainable_items(layer, name + "/"); continue  # a model used as a layer
+        grads = getattr(layer, "grads", {})
+        for k, p in layer.params.items():
+            g = grads.get(k)
+            if g is None: raise ValueError(f"layer {name!r} has no gradient for parameter {k!r}: run backward before step")
+            if g.shape != p.shape:
+                raise ValueError(f"layer {name!r}: grads[{k!r}] has shape {g.shape}, params[{k!r}] has {p.shape}")
+            items.append((f"{name}/{k}", p, g))
+    return items
+
+# %% ../../nbs/14a_optimizers.ipynb #e044531d
 @patch
 def _state_for(self:Optimizer, name:str, p):
     "The state tuple of the parameter called `name`, created as zeros like p on first use."
@@ -74,16 +108,24 @@ def _state_for(self:Optimizer, name:str, p):
 def step(self:Optimizer, layers):
     "One update of every trainable layer in `layers` (a model with `.layers`, one layer, or an iterable of layers)."
     lr, t = self.current_learning_rate, self.iterations + 1
-    for layer in _layers_of(layers):
-        if not getattr(layer, "trainable", True): continue
-        grads, name = getattr(layer, "grads", {}), getattr(layer, "name", type(layer).__name__)
-        for k, p in layer.params.items():
-            g = grads.get(k)
-            if g is None: raise ValueError(f"layer {name!r} has no gradient for parameter {k!r}: run backward before step")
-            if g.shape != p.shape:
-                raise ValueError(f"layer {name!r}: grads[{k!r}] has shape {g.shape}, params[{k!r}] has {p.shape}")
-            self._update(p, g, self._state_for(f"{name}/{k}", p), lr, t)
+    items = _trainable_items(layers)
+    if self.clipnorm or self.clipvalue or self.global_clipnorm: items = self._clip(items)
+    for name, p, g in items: self._update(p, g, self._state_for(name, p), lr, t)
     self.iterations += 1
+
+# %% ../../nbs/14a_optimizers.ipynb #67ddb948
+@patch
+def _clip(self:Optimizer, items)->list:
+    "The (name, param, grad) items with the gradients clipped by value, then by norm (per parameter or global)."
+    if self.clipvalue: items = [(n, p, get_array_module(g).clip(g, -self.clipvalue, self.clipvalue)) for n, p, g in items]
+    if self.clipnorm:
+        items = [(n, p, g * (self.clipnorm / get_array_module(g).maximum((g * g).sum() ** 0.5, self.clipnorm)))
+                 for n, p, g in items]
+    if self.global_clipnorm and items:
+        norm = sum((g * g).sum() for _, _, g in items) ** 0.5
+        scale = self.global_clipnorm / get_array_module(norm).maximum(norm, self.global_clipnorm)
+        items = [(n, p, g * scale) for n, p, g in items]
+    return items
 
 # %% ../../nbs/14a_optimizers.ipynb #3c35b39d
 @patch
@@ -111,8 +153,10 @@ def load_state_dict(self:Optimizer, d:dict):
 # %% ../../nbs/14a_optimizers.ipynb #6f8a3b8b
 class SGD(Optimizer):
     "Gradient descent p := p - α g; with momentum β > 0, the notes' momentum rule."
-    def __init__(self, learning_rate=0.01, momentum:float=0.0):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01,
+                 momentum:float=0.0,  # β of the averaged velocity; 0: plain gradient descent
+                 **clipping):  # clipnorm, clipvalue or global_clipnorm (see Optimizer)
+        super().__init__(learning_rate, **clipping)
         _check_beta(momentum, "momentum")
         self.momentum = momentum
         self.slots = ("v",) if momentum > 0 else ()
@@ -123,8 +167,10 @@ class SGD(Optimizer):
 
 class Momentum(SGD):
     "Gradient descent with momentum: V := β V + (1-β) g, p := p - α V."
-    def __init__(self, learning_rate=0.01, beta:float=0.9):
-        super().__init__(learning_rate, momentum=beta)
+    def __init__(self, learning_rate=0.01,
+                 beta:float=0.9,  # β of V := β V + (1-β) g
+                 **clipping):
+        super().__init__(learning_rate, momentum=beta, **clipping)
         self.slots = ("v",)  # even for beta = 0, so the state exists
     @property
     def beta(self): return self.momentum
@@ -135,8 +181,11 @@ class Momentum(SGD):
 class RMSprop(Optimizer):
     "RMSprop: S := ρ S + (1-ρ) g², p := p - α g / (√S + ε)."
     slots = ("s",)
-    def __init__(self, learning_rate=0.001, rho:float=0.9, epsilon:float=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001,
+                 rho:float=0.9,  # ρ of S := ρ S + (1-ρ) g²
+                 epsilon:float=1e-7,  # ε added to √S
+                 **clipping):
+        super().__init__(learning_rate, **clipping)
         _check_beta(rho, "rho")
         self.rho, self.epsilon = rho, epsilon
     def _update(self, p, g, st, lr, t):
@@ -146,8 +195,12 @@ class RMSprop(Optimizer):
 class Adam(Optimizer):
     "Adam: bias-corrected averages of g and g², p := p - α V^c / (√S^c + ε)."
     slots = ("v", "s")
-    def __init__(self, learning_rate=0.001, beta_1:float=0.9, beta_2:float=0.999, epsilon:float=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001,
+                 beta_1:float=0.9,  # β₁ of the average of g
+                 beta_2:float=0.999,  # β₂ of the average of g²
+                 epsilon:float=1e-7,  # ε added to √S^c
+                 **clipping):
+        super().__init__(learning_rate, **clipping)
         _check_beta(beta_1, "beta_1"); _check_beta(beta_2, "beta_2")
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
     def _update(self, p, g, st, lr, t):
@@ -157,11 +210,22 @@ class Adam(Optimizer):
 # %% ../../nbs/14a_optimizers.ipynb #b6c6b268
 OPTIMIZERS = {"sgd": SGD, "gd": SGD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}
 
+@patch
+def get_config(self:Optimizer)->dict:
+    "{'class_name', 'config'}: what rebuilds this optimizer (its state is in `state_dict`); a schedule cannot be saved."
+    if callable(self.learning_rate):
+        raise ValueError(f"{type(self).__name__}: a learning-rate schedule ({self.learning_rate!r}) cannot be saved as configuration")
+    return {"class_name": type(self).__name__, "config": {"learning_rate": self.learning_rate, **self._hyper(), **self._clipping()}}
+
 def get_optimizer(
-    name_or_obj,  # "sgd" (or "gd"), "momentum", "rmsprop", "adam", or an Optimizer
+    name_or_obj,  # "sgd" (or "gd"), "momentum", "rmsprop", "adam", an Optimizer, or what get_config returned
     **kw,  # arguments of the optimizer's constructor, e.g. learning_rate=0.01
 )->Optimizer:
     "An optimizer object from its name (case-insensitive) or an existing one."
+    if isinstance(name_or_obj, dict) and set(name_or_obj) == {"class_name", "config"}:
+        cls = {c.__name__: c for c in OPTIMIZERS.values()}.get(name_or_obj["class_name"])
+        if cls is None: raise ValueError(f"unknown optimizer class {name_or_obj['class_name']!r}")
+        return cls(**name_or_obj["config"], **kw)
     if isinstance(name_or_obj, Optimizer):
         if kw: raise ValueError(f"keyword arguments {sorted(kw)} are only used with an optimizer name, got the object {name_or_obj!r}")
         return name_or_obj

@@ -15,7 +15,7 @@ from .._checks import arg_error, check_number
 from ..backend import get_array_module, rand
 from .deep import (LinearActivationCache, linear_activation_forward, linear_activation_backward, linear_backward,
                              L_model_forward, L_model_backward, compute_cost, update_parameters, _num_layers, _as_row_labels,
-                             _train_loop)
+                             _train_loop, _check_X_for, _check_labels, _check_training_data)
 from .initializers import initialize_parameters_he
 
 # %% ../../nbs/16_regularization.ipynb #516cb9f0
@@ -95,8 +95,12 @@ def forward_propagation_with_dropout(
 ):
     "[LINEAR -> RELU -> DROPOUT] * (L-1) -> LINEAR -> SIGMOID: returns (AL, caches), a DropoutLayerCache per layer."
     p = check_number(keep_prob, "keep_prob", 0, 1, low_open=True)
-    L = len(_weights(parameters))
-    A, caches = X, []
+    _weights(parameters)  # W1, b1, ..., WL, bL
+    return _forward_with_dropout(_check_X_for(X, parameters), parameters, p)
+
+def _forward_with_dropout(X, parameters, p):
+    "`forward_propagation_with_dropout` on checked data (`regularized_model` checks its data once)."
+    L, A, caches = len(parameters) // 2, X, []
     for l in range(1, L):
         A, cache = linear_activation_forward(A, parameters[f"W{l}"], parameters[f"b{l}"], "relu")
         A, drop_cache = dropout_forward(A, p)
@@ -117,8 +121,12 @@ def backward_propagation_with_dropout(
     for cache in caches[:-1]:
         if cache.dropout_cache.keep_prob != p:
             raise arg_error("keep_prob", repr(cache.dropout_cache.keep_prob), repr(p), note="the keep_prob of the forward pass")
+    return _backward_with_dropout(AL, _as_row_labels(_check_labels(Y), AL.shape).astype(AL.dtype), caches)
+
+def _backward_with_dropout(AL, Y, caches):
+    "`backward_propagation_with_dropout` for labels Y already checked, shaped like AL and in its dtype."
     L, grads = len(caches), {}
-    dZ = AL - _as_row_labels(Y, AL).astype(AL.dtype)  # = dAL * sigma'(ZL), as in L_model_backward
+    dZ = AL - Y  # = dAL * sigma'(ZL), as in L_model_backward
     grads[f"dA{L-1}"], grads[f"dW{L}"], grads[f"db{L}"] = linear_backward(dZ, caches[L - 1].linear_activation_cache.linear_cache)
     for l in range(L - 1, 0, -1):
         dA = dropout_backward(grads[f"dA{l}"], caches[l - 1].dropout_cache)
@@ -138,11 +146,11 @@ def regularized_model(
 ):
     "Train the L-layer model with L2 and/or inverted dropout; returns (parameters, costs every 100 iterations)."
     lambd, keep_prob = check_number(lambd, "lambd", 0), check_number(keep_prob, "keep_prob", 0, 1, low_open=True)
-    parameters = initialize_parameters_he(layers_dims, dtype=X.dtype if X.dtype.kind == "f" else None)
-    Y = Y.reshape(1, -1).astype(parameters["W1"].dtype)
-    def forward(X_, P): return forward_propagation_with_dropout(X_, P, keep_prob)
-    def backward(AL, Y_, caches, P):
-        return _add_weight_decay(backward_propagation_with_dropout(AL, Y_, caches, keep_prob), P, lambd, AL.shape[1])
+    X, Y, _ = _check_training_data(X, Y, layers_dims, learning_rate)  # once: check_data, X against layers_dims, Y against X
+    parameters = initialize_parameters_he(layers_dims, dtype=X.dtype)
+    Y = Y.astype(parameters["W1"].dtype)
+    def forward(X_, P): return _forward_with_dropout(X_, P, keep_prob)
+    def backward(AL, Y_, caches, P): return _add_weight_decay(_backward_with_dropout(AL, Y_, caches), P, lambd, AL.shape[1])
     def cost(AL, Y_, P): return compute_cost_with_regularization(AL, Y_, P, lambd)
     return _train_loop(parameters, lambda epoch: [(X, Y)], forward, backward,
                        lambda P, grads, epoch: update_parameters(P, grads, learning_rate), num_iterations, cost,

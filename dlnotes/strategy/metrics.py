@@ -14,16 +14,21 @@ import math
 import numpy as np
 from .._checks import arg_error, check_choice, check_int, check_number
 from ..backend import get_array_module, to_numpy, get_rng, best_time
-from ..data import train_test_split
+from ..data import train_test_split, check_data
 
 # %% ../../nbs/21_metrics.ipynb #7d018953
 def _as_labels(y, name):
-    "`y` as a 1-D NumPy array of labels (host side), or an error naming `name`."
+    "`y` as a 1-D NumPy array of labels (host side): (m,), (1, m) or (m, 1) given; numbers checked by `check_data`, floats whole."
     if y is None: raise TypeError(f"{name} must be an array of labels, got None")
     a = to_numpy(y)
-    if a.ndim != 1: raise arg_error(name, "1-D", f"shape {a.shape}", note="one label per example")
-    if a.dtype.kind == "f" and not np.isfinite(a).all():
-        raise ValueError(f"{name} contains {int((~np.isfinite(a)).sum())} NaN or infinite labels")
+    if a.ndim == 2 and 1 in a.shape: a = a.reshape(-1)  # chapter 1's (1, m) row, the layer API's (m, 1) column
+    if a.ndim != 1: raise arg_error(name, "1-D, (1, m) or (m, 1)", f"shape {a.shape}", note="one label per example")
+    if a.dtype.kind in "biuf":  # numbers (strings are class names as they are)
+        check_data(a, name, kind="keep")  # not empty, no NaN, no infinity
+        fractional = a != np.round(a) if a.dtype.kind == "f" else None
+        if fractional is not None and fractional.any():
+            raise ValueError(f"{name} must hold class labels, got non-integer values such as {a[fractional][0]:.4g} (probabilities or "
+                             "scores?): threshold them first, e.g. (p > 0.5).astype(int), or take the argmax over the classes")
     return a
 
 def _check_pair(y_true, y_pred):

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from fastcore.test import test_close as close, test_eq as eq, test_fail as fails  # renamed: pytest collects test_*
 
-from dlnotes.backend import randn, seed
+from dlnotes.backend import randn, seed, to_numpy
 from dlnotes.nn.basics import (ACTIVATIONS, cross_entropy_cost, cross_entropy_from_logits, cross_entropy_grad,
                             cross_entropy_loss, get_activation, gradient_descent_step, initialize_with_zeros,
                             leaky_relu, leaky_relu_backward, logistic_regression_model, optimize, predict_logistic,
@@ -159,11 +159,12 @@ def test_wrong_axis_X():
     X, Y = _tiny_data()
     w, b = initialize_with_zeros(3)
     for fn in (lambda: propagate(w, b, X.T, Y),
-               lambda: optimize(w, b, X.T, Y, num_iterations=1, learning_rate=0.1),
-               lambda: logistic_regression_model(X.T, Y, X, Y, num_iterations=1)):
+               lambda: optimize(w, b, X.T, Y, num_iterations=1, learning_rate=0.1)):
         fails(fn, contains="X (10, 3) and Y (1, 10)")
         fails(fn, contains="pass X.T")
-    fails(lambda: logistic_regression_model(X, Y, X.T, Y, num_iterations=1), contains="pass X.T")
+    fails(lambda: logistic_regression_model(X.T, Y, X, Y, num_iterations=1), contains="X_train (10, 3) and Y_train (1, 10)")
+    fails(lambda: logistic_regression_model(X.T, Y, X, Y, num_iterations=1), contains="pass X_train.T")
+    fails(lambda: logistic_regression_model(X, Y, X.T, Y, num_iterations=1), contains="pass X_test.T")
     fails(lambda: propagate(w, b, X, Y.ravel()), contains="Y (10,)")
     fails(lambda: propagate(np.zeros((2, 1)), b, X, Y), contains="w must be (n_x, 1) = (3, 1)")
     fails(lambda: predict_logistic(w, b, X.T), contains="got X (10, 3)")
@@ -178,10 +179,17 @@ def test_labels_outside_01(bad):
     for fn in (lambda: propagate(w, b, X, Yb),
                lambda: optimize(w, b, X, Yb, num_iterations=1, learning_rate=0.1),
                lambda: logistic_regression_model(X, Yb, X, Y, num_iterations=1),
-               lambda: logistic_regression_model(X, Y, X, Yb, num_iterations=1),
-               lambda: cross_entropy_loss(A, Yb), lambda: cross_entropy_cost(A, Yb),
+               lambda: logistic_regression_model(X, Y, X, Yb, num_iterations=1)):
+        fails(fn, contains="must contain only the labels 0 and 1" if bad == bad else "contains 1 NaN")
+    for fn in (lambda: cross_entropy_loss(A, Yb), lambda: cross_entropy_cost(A, Yb),
                lambda: cross_entropy_grad(A, Yb), lambda: cross_entropy_from_logits(A, Yb)):
-        fails(fn, contains="Y must contain only the labels 0 and 1")
+        fails(fn, contains="must contain only the labels 0 and 1")
+    if bad == bad:  # not NaN: a number that is not a label
+        fails(lambda: propagate(w, b, X, Yb), contains="Y must contain only the labels 0 and 1")
+        fails(lambda: logistic_regression_model(X, Y, X, Yb, num_iterations=1), contains="Y_test must contain only")
+    else:  # the data check refuses a NaN label before looking at the values
+        fails(lambda: propagate(w, b, X, Yb), contains="Y contains 1 NaN and 0 infinite values (of 10)")
+        fails(lambda: logistic_regression_model(X, Y, X, Yb, num_iterations=1), contains="Y_test contains 1 NaN")
     fails(lambda: cross_entropy_loss(A, Yb), contains=str([float(bad)]))
 
 
@@ -224,7 +232,7 @@ def test_logistic_regression_learns_separable_data():
     w = res["w"].ravel()
     assert w[0] > 0 > w[1]  # points along (2, -1)
     eq(res["Y_prediction_test"].shape, (1, 200))
-    assert set(np.unique(res["Y_prediction_test"])) <= {0, 1}
+    assert set(np.unique(to_numpy(res["Y_prediction_test"]))) <= {0, 1}
 
 
 def test_losses_values():
@@ -236,3 +244,71 @@ def test_losses_values():
     # several output units: the per-example loss sums over them
     A2, Y2 = np.array([[0.8, 0.3], [0.5, 0.9]]), np.array([[1, 0], [0, 1]])
     close(cross_entropy_loss(A2, Y2), [[-np.log(0.8) - np.log(0.5), -np.log(0.7) - np.log(0.9)]], eps=1e-15)
+
+
+# --- the data checks: the same helper (dlnotes.data.check_data) as the layer API ------------------
+
+def _with(X, i, j, value):
+    "A copy of X with X[i, j] = value."
+    X = X.copy(); X[i, j] = value
+    return X
+
+
+@pytest.mark.parametrize("bad, said", [(np.nan, "1 NaN and 0 infinite"), (np.inf, "0 NaN and 1 infinite")])
+def test_nan_or_infinity_in_X_is_refused_before_training(bad, said):
+    X, Y = _tiny_data()
+    Xb = _with(X, 1, 4, bad)
+    w, b = initialize_with_zeros(3)
+    for fn, name in ((lambda: propagate(w, b, Xb, Y), "X"), (lambda: optimize(w, b, Xb, Y, num_iterations=5, learning_rate=0.1), "X"),
+                     (lambda: logistic_regression_model(Xb, Y, X, Y, num_iterations=5), "X_train"),
+                     (lambda: logistic_regression_model(X, Y, Xb, Y, num_iterations=5), "X_test"), (lambda: predict_logistic(w, b, Xb), "X")):
+        fails(fn, contains=f"{name} contains {said} values (of 30)")
+
+
+def test_empty_X_and_no_iterations_are_refused():
+    X, Y = _tiny_data()
+    w, b = initialize_with_zeros(3)
+    fails(lambda: propagate(w, b, X[:, :0], Y[:, :0]), contains="X is empty: it holds no examples (shape (3, 0))")
+    fails(lambda: logistic_regression_model(X[:, :0], Y[:, :0], X, Y, num_iterations=5), contains="X_train is empty")
+    for n in (0, -1, 2.5):
+        fails(lambda: optimize(w, b, X, Y, num_iterations=n, learning_rate=0.1), contains=f"num_iterations must be a positive int, got {n}")
+        fails(lambda: logistic_regression_model(X, Y, X, Y, num_iterations=n), contains="num_iterations must be a positive int")
+
+
+def test_lists_are_taken_as_arrays():
+    X, Y = _tiny_data()
+    w, b = initialize_with_zeros(3)
+    w = w.astype(np.float64)
+    grads, cost = propagate(w, b, X, Y)
+    grads_l, cost_l = propagate(w.tolist(), b, X.tolist(), Y.tolist())
+    eq(cost_l, cost); close(to_numpy(grads_l["dw"]), to_numpy(grads["dw"]), eps=1e-12)
+    res = logistic_regression_model(X, Y, X, Y, num_iterations=20)
+    res_l = logistic_regression_model(X.tolist(), Y.tolist(), X.tolist(), Y.tolist(), num_iterations=20)
+    close(res_l["costs"], res["costs"], eps=1e-12)
+    eq(res_l["test_accuracy"], res["test_accuracy"])
+    eq(to_numpy(predict_logistic(to_numpy(res["w"]).tolist(), res["b"], X.tolist())), to_numpy(predict_logistic(res["w"], res["b"], X)))
+    fails(lambda: propagate(w, b, [["a", "b"]] * 3, Y), contains="X must be an array of numbers, got dtype <U1 (strings)")
+    fails(lambda: propagate(w, b, X, [[0, 1], [1]]), contains="Y must be an array of numbers, got a list that is not one")
+
+
+def test_learning_rate_and_integer_parameters():
+    X, Y = _tiny_data()
+    w, b = initialize_with_zeros(3)
+    for lr in ("0.1", None, [0.1]):
+        fails(lambda: optimize(w, b, X, Y, num_iterations=1, learning_rate=lr), contains=f"learning_rate must be a positive number, got {lr!r}")
+        fails(lambda: logistic_regression_model(X, Y, X, Y, learning_rate=lr), contains="learning_rate must be a positive number")
+        fails(lambda: gradient_descent_step({"W": np.ones(2)}, {"dW": np.ones(2)}, lr), contains="learning_rate must be a positive number")
+    # integer parameters: gradient descent returns new (float) arrays, so the step is simply right
+    new = gradient_descent_step({"W": np.array([[1, 2]]), "b": np.array([[0]])}, {"dW": np.array([[1.0, -1.0]]), "db": np.array([[2]])}, 0.5)
+    close(new["W"], [[0.5, 2.5]]); close(new["b"], [[-1.0]])
+    fails(lambda: gradient_descent_step({"W": np.ones((1, 2))}, {"dW": [[1.0, "x"]]}, 0.5), contains="gradient of 'W' must be an array of numbers")
+
+
+@pytest.mark.parametrize("A", [[[0.2, 1.5, 0.5]], [[-0.1, 0.5, 0.5]], [[2.0, -1.0, 0.3]]])
+def test_cross_entropy_wants_probabilities(A):
+    Y = np.array([[1, 0, 1]])
+    for fn in (cross_entropy_loss, cross_entropy_cost, cross_entropy_grad):
+        fails(lambda: fn(np.array(A), Y), contains="A must hold probabilities in [0, 1] (a sigmoid's output, not logits)")
+        fails(lambda: fn(np.array(A), Y), contains="use cross_entropy_from_logits")
+    close(cross_entropy_from_logits(np.array(A), Y), cross_entropy_loss(sigmoid(np.array(A))[0], Y), eps=1e-12)  # logits are fine there
+    squared_error_cost(np.array(A), Y)  # the squared error takes any real numbers

@@ -1,10 +1,11 @@
 "Gradient checks and bad inputs for dlnotes.nn.batchnorm: the pure BN functions, the BatchNormalization layer, normalize_inputs."
 import numpy as np
 import pytest
+from fastcore.docments import docments
 
 from dlnotes.backend import seed, randn, to_numpy, xp
 from dlnotes.gradcheck import check_layer, grad_check, as_float64
-from dlnotes.nn.layers import Dense, Activation
+from dlnotes.nn.layers import Dense, Activation, Layer
 from dlnotes.nn.models import Sequential
 from dlnotes.nn.batchnorm import (normalize_inputs, batchnorm_forward, batchnorm_backward, BatchNormalization,
                                   BatchNormCache, BatchNormInferenceCache)
@@ -256,7 +257,7 @@ def test_shared_layer_in_a_model_is_gradient_checked():
     model(X, training=True); model.backward(R)
     grads = {k: v.copy() for k, v in model.grads.items()}
     J = lambda: (model(X, training=True) * R).sum()
-    d = grad_check(J, model.params, grads)
+    d = grad_check(J, dict(model.params), grads)  # the model's arrays themselves, perturbed in place
     assert max(d.values()) < 1e-7, d
 
 
@@ -273,3 +274,13 @@ def test_variable_size_before_the_channels(built, other):
     assert max(check_layer(layer, x, training=True).values()) < 1e-7
     with pytest.raises(ValueError, match=r"'bn_v' was built for inputs of shape \(batch, (None, )+\d\), got an input of shape"):
         layer(randn(*other[:-1], other[-1] + 1))
+
+
+def test_help_shows_own_docstrings():
+    "help(BatchNormalization): the constructor's own docstring and argument comments, and a docstring for every override."
+    init = BatchNormalization.__init__.__doc__
+    assert init and init != Layer.__init__.__doc__ and not init.startswith("Initialize self")
+    assert all(v for k, v in docments(BatchNormalization.__init__).items() if k not in ("self", "return"))
+    own = [m for m in ("build", "call", "backward", "check_input") if getattr(BatchNormalization, m) is not getattr(Layer, m)]
+    assert own == ["build", "call", "backward"]
+    assert all(getattr(BatchNormalization, m).__doc__ not in (None, "", getattr(Layer, m).__doc__) for m in own)

@@ -209,3 +209,80 @@ def test_print_cost_prints_every_100_iterations(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert [l.split(":")[0] for l in lines] == [f"Cost after iteration {i}" for i in (0, 100, 200)]
     assert [float(l.split(":")[1]) for l in lines] == [round(c, 4) for c in costs]
+
+
+# ---- the data checks: the same helper (dlnotes.data.check_data) as the layer API ---------------
+
+from dlnotes.backend import get_array_module
+from dlnotes.nn.deep import _train_loop
+
+
+@pytest.mark.parametrize("bad, said", [(np.nan, "1 NaN and 0 infinite"), (-np.inf, "0 NaN and 1 infinite")])
+def test_nan_in_X_is_refused_before_any_step(bad, said):
+    parameters, X, Y = _problem([3, 2, 1], 8)
+    X = to_numpy(X).copy(); X[2, 5] = bad
+    for fn in (lambda: L_layer_model(X, Y, [3, 2, 1], num_iterations=200), lambda: two_layer_model(X, Y, [3, 2, 1], num_iterations=200),
+               lambda: L_model_forward(X, parameters), lambda: predict(X, parameters), lambda: two_layer_forward(X, parameters)):
+        fails(fn, contains=f"X contains {said} values (of 24)")
+
+
+def test_empty_X_and_no_iterations_are_refused():
+    parameters, X, Y = _problem([3, 2, 1], 8)
+    for fn in (lambda: L_layer_model(X[:, :0], Y[:, :0], [3, 2, 1], num_iterations=5),
+               lambda: two_layer_model(X[:, :0], Y[:, :0], [3, 2, 1], num_iterations=5), lambda: predict(X[:, :0], parameters)):
+        fails(fn, contains="X is empty: it holds no examples (shape (3, 0))")
+    for n in (0, -3):
+        fails(lambda: L_layer_model(X, Y, [3, 2, 1], num_iterations=n), contains=f"num_iterations must be a positive int, got {n}")
+        fails(lambda: two_layer_model(X, Y, [3, 2, 1], num_iterations=n), contains="num_iterations must be a positive int")
+    # the shared loop itself: a training of nothing is a mistake
+    fails(lambda: _train_loop(parameters, lambda e: [(X, Y)], None, None, None, 0, None), contains="num_iterations must be a positive int, got 0")
+    fails(lambda: _train_loop(parameters, lambda e: [(X, Y)], None, None, None, 0, None, unit="epoch"), contains="num_epochs must be a positive int, got 0")
+
+
+@pytest.mark.parametrize("AL, shown", [([[0.2, 1.7, 0.5]], "[0.2, 1.7]"), ([[-2.0, 0.0, 3.0]], "[-2, 3]")])
+def test_compute_cost_wants_probabilities(AL, shown):
+    Y = np.array([[1, 0, 1]])
+    fails(lambda: compute_cost(np.array(AL), Y), contains="AL must hold probabilities in [0, 1] (a sigmoid's output, not logits)")
+    fails(lambda: compute_cost(np.array(AL), Y), contains=f"got values in {shown}")
+    fails(lambda: compute_cost(np.array([[0.2, np.nan, 0.5]]), Y), contains="AL contains 1 NaN and 0 infinite values (of 3)")
+    assert np.isclose(compute_cost(np.array([[0.0, 0.0, 1.0]]), np.array([[0, 0, 1]])), 0.0)  # 0 and 1 themselves are probabilities
+
+
+def test_lists_are_taken_as_arrays():
+    parameters, X, Y = _problem([3, 2, 1], 8)
+    Xl, Yl = to_numpy(X).tolist(), to_numpy(Y).tolist()
+    P, costs = L_layer_model(X, Y, [3, 2, 1], learning_rate=0.1, num_iterations=150, seed=0)
+    P_l, costs_l = L_layer_model(Xl, Yl, [3, 2, 1], learning_rate=0.1, num_iterations=150, seed=0)
+    assert costs_l == costs
+    for k in P: np.testing.assert_array_equal(to_numpy(P_l[k]), to_numpy(P[k]))
+    P_l, costs_l = two_layer_model(Xl, Yl[0], [3, 2, 1], learning_rate=0.1, num_iterations=150, seed=0)  # (m,) labels too
+    assert costs_l == two_layer_model(X, Y, [3, 2, 1], learning_rate=0.1, num_iterations=150, seed=0)[1]
+    np.testing.assert_array_equal(to_numpy(predict(Xl, P)), to_numpy(predict(X, P)))
+    AL, caches = L_model_forward(Xl, P)
+    assert compute_cost(to_numpy(AL).tolist(), Yl) == compute_cost(AL, Y)
+    np.testing.assert_array_equal(to_numpy(L_model_backward(AL, Yl, caches)["dW1"]), to_numpy(L_model_backward(AL, Y, caches)["dW1"]))
+    fails(lambda: L_layer_model([["a"] * 8] * 3, Y, [3, 2, 1], num_iterations=1), contains="X must be an array of numbers, got dtype <U1 (strings)")
+    fails(lambda: L_layer_model(X, [[0, 1]] * 3 + [[1]], [3, 2, 1], num_iterations=1), contains="Y must be an array of numbers, got a list that is not one")
+
+
+def test_learning_rate_and_integer_parameters():
+    parameters, X, Y = _problem([3, 2, 1], 8)
+    for lr in ("0.1", None, 0):
+        fails(lambda: L_layer_model(X, Y, [3, 2, 1], learning_rate=lr, num_iterations=1), contains=f"learning_rate must be a positive number, got {lr!r}")
+        fails(lambda: two_layer_model(X, Y, [3, 2, 1], learning_rate=lr, num_iterations=1), contains="learning_rate must be a positive number")
+        fails(lambda: update_parameters(parameters, {"dW1": 1, "db1": 1}, lr), contains="learning_rate must be a positive number")
+    # integer parameters: update_parameters returns new arrays, so the step is right (and float)
+    P_int = {"W1": np.array([[1, 2, 3]]), "b1": np.array([[1]])}
+    new = update_parameters(P_int, {"dW1": np.ones((1, 3)), "db1": np.ones((1, 1))}, 0.5)
+    np.testing.assert_array_equal(new["W1"], [[0.5, 1.5, 2.5]]); np.testing.assert_array_equal(new["b1"], [[0.5]])
+
+
+def test_device_arrays_stay_on_the_device():
+    "check_data puts the data on the active device: device arrays (CuPy on a GPU) go through without a copy to the host."
+    parameters, X, Y = _problem([3, 2, 1], 8)
+    xp = get_array_module(parameters["W1"])
+    for out in (L_model_forward(X, parameters)[0], predict(X, parameters), predict(to_numpy(X), parameters),
+                L_model_backward(*L_model_forward(X, parameters)[:1], Y, L_model_forward(X, parameters)[1])["dW1"]):
+        assert get_array_module(out) is xp
+    P, _ = L_layer_model(to_numpy(X), to_numpy(Y), [3, 2, 1], num_iterations=1)
+    assert get_array_module(P["W1"]) is xp

@@ -68,9 +68,47 @@ def test_train_with_initialization_bad_input():
     X, Y = np.zeros((2, 6)), np.zeros((1, 6))
     with pytest.raises(ValueError, match="initialization must be one of 'zeros', 'random', 'he', 'xavier' or a callable, got 'ones'"):
         train_with_initialization(X, Y, [2, 3, 1], "ones")
-    with pytest.raises(ValueError, match="num_iterations must be a non-negative int, got -1"):
-        train_with_initialization(X, Y, [2, 3, 1], num_iterations=-1)
+    for n in (-1, 0):  # zero iterations train nothing: a mistake, refused like a negative count
+        with pytest.raises(ValueError, match=f"num_iterations must be a positive int, got {n}"):
+            train_with_initialization(X, Y, [2, 3, 1], "zeros", num_iterations=n)
     with pytest.raises(ValueError, match="scale must be a positive number, got 0"):
         initialize_parameters_random([2, 3], scale=0)
-    P, costs = train_with_initialization(X, Y, [2, 3, 1], "zeros", num_iterations=0)
-    assert costs == [] and float(np.abs(to_numpy(P["W1"])).max()) == 0.0
+    P, costs = train_with_initialization(X, Y, [2, 3, 1], "zeros", num_iterations=1)
+    assert len(costs) == 1 and float(np.abs(to_numpy(P["W1"])).max()) == 0.0
+
+
+# ---------------------------------------------------------------- the data checks (dlnotes.data.check_data, as in the layer API)
+
+def _circle_data(m=12, s=0):
+    rng = np.random.default_rng(s)
+    X = rng.standard_normal((2, m))
+    return X, (X[:1] ** 2 + X[1:] ** 2 < 1).astype(np.int64)
+
+
+@pytest.mark.parametrize("bad, said", [(np.nan, "1 NaN and 0 infinite"), (np.inf, "0 NaN and 1 infinite")])
+def test_train_with_initialization_refuses_nan_in_X(bad, said):
+    X, Y = _circle_data()
+    X[1, 3] = bad
+    with pytest.raises(ValueError, match=f"X contains {said} values \\(of 24\\)"):
+        train_with_initialization(X, Y, [2, 3, 1], num_iterations=200)
+
+
+def test_train_with_initialization_refuses_empty_X_and_rows():
+    X, Y = _circle_data()
+    with pytest.raises(ValueError, match=r"X is empty: it holds no examples \(shape \(2, 0\)\)"):
+        train_with_initialization(X[:, :0], Y[:, :0], [2, 3, 1], num_iterations=5)
+    with pytest.raises(ValueError, match=r"X has shape \(12, 2\) but layers_dims\[0\] is 2: .* try X.T"):
+        train_with_initialization(X.T, Y, [2, 3, 1], num_iterations=5)
+    with pytest.raises(ValueError, match=r"Y must have shape \(1, 12\) \(one label per column of X\), got \(1, 5\)"):
+        train_with_initialization(X, Y[:, :5], [2, 3, 1], num_iterations=5)
+
+
+def test_train_with_initialization_takes_lists_and_checks_the_learning_rate():
+    X, Y = _circle_data()
+    seed(3); P, costs = train_with_initialization(X, Y, [2, 3, 1], learning_rate=0.1, num_iterations=150)
+    seed(3); P_l, costs_l = train_with_initialization(X.tolist(), Y.tolist(), [2, 3, 1], learning_rate=0.1, num_iterations=150)
+    assert costs_l == costs
+    for k in P: np.testing.assert_array_equal(to_numpy(P_l[k]), to_numpy(P[k]))
+    for lr in ("0.1", None, -1):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            train_with_initialization(X, Y, [2, 3, 1], learning_rate=lr, num_iterations=5)

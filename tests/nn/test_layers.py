@@ -330,3 +330,25 @@ def test_caches_are_named():
     dense = Dense(2, activation="tanh")
     dense(X)
     assert dense.cache._fields == ("X", "activation_cache") and dense.cache.X is X
+
+
+def test_every_library_layer_documents_its_constructor_and_its_methods():
+    "help() on a layer shows its arguments (from the comments beside them) and what each overridden method does."
+    import importlib, inspect, pkgutil
+    import dlnotes
+    from dlnotes.nn.layers import LAYERS, Layer
+    for m in pkgutil.walk_packages(dlnotes.__path__, "dlnotes."):
+        if not m.name.endswith("_modidx"): importlib.import_module(m.name)
+    classes = [c for c in LAYERS.values() if c.__module__.startswith("dlnotes.")]
+    assert {"Dense", "Activation", "Dropout", "BatchNormalization", "Conv2D", "MaxPooling2D", "Add", "Concatenate", "Dot",
+            "Lambda", "Reshape", "Model", "Sequential", "InputLayer"} <= {c.__name__ for c in classes}
+    for cls in classes:
+        doc = cls.__init__.__doc__ or ""
+        assert "Initialize self" not in doc and "Arguments:" in doc, cls
+        for arg in [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "kwargs", "args")]:
+            assert f"    {arg}: " in doc and f"{arg}: (undocumented)" not in doc, (cls.__name__, arg)
+        for meth in ("build", "call", "backward", "check_input"):
+            own = getattr(cls, meth, None)
+            if own is not None and own is not getattr(Layer, meth) and meth in {k for c in cls.__mro__[:-2] for k in vars(c)}:
+                assert own.__doc__ and own.__doc__ != getattr(Layer, meth).__doc__, (cls.__name__, meth)
+    assert [Dense(2).name, __import__("dlnotes.vision.cnn", fromlist=["x"]).Conv2D(2, 3).name] == ["dense", "conv2d"]

@@ -104,7 +104,7 @@ def test_get_loss_names_and_errors():
     with pytest.raises(TypeError, match="loss must be a name or a Loss object, got int"): get_loss(3)
     with pytest.raises(ValueError, match=r"categorical_crossentropy: y_true has shape \(4, 2\), expected the predictions' shape \(4, 3\)"):
         CategoricalCrossentropy()(xp.zeros((4, 3)), xp.zeros((4, 2)))
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got labels from 0 to 5"):
+    with pytest.raises(ValueError, match=r"holds labels from 0 to 5; class labels must be integers in \[0, 3\)"):
         CategoricalCrossentropy()(xp.zeros((2, 3)), xp.asarray([0, 5]))
     with pytest.raises(RuntimeError, match="backward called before forward"): MeanSquaredError().backward()
 
@@ -125,3 +125,38 @@ def test_binary_cross_entropy_is_chapter_1s_formula():
     Y = (rand(7, 3, dtype=np.float64) > 0.5).astype(np.float64)
     per_example = to_numpy(cross_entropy_from_logits(Z.T, Y.T))  # (1, m): summed over the 3 output units
     np.testing.assert_allclose(float(BinaryCrossentropy()(Z, Y)), per_example.sum() / Z.size, rtol=1e-14)
+
+
+@pytest.mark.parametrize("loss", [BinaryCrossentropy(), BinaryCrossentropy(from_logits=False), MeanSquaredError(),
+                                  CategoricalCrossentropy(), CategoricalCrossentropy(from_logits=False)], ids=repr)
+@pytest.mark.parametrize("shape", [(5, 1), (4, 3), (3, 2, 4)])
+def test_weighted_losses_and_their_gradients(loss, shape):
+    seed(21)
+    Y = (rand(*shape, dtype=np.float64) > 0.5).astype(np.float64)
+    if isinstance(loss, CategoricalCrossentropy): Y = xp.eye(shape[-1])[xp.asarray(np.arange(int(np.prod(shape[:-1]))) % shape[-1])].reshape(shape)
+    logits = getattr(loss, "from_logits", True)
+    P = randn(*shape, dtype=np.float64) if logits else rand(*shape, dtype=np.float64) * 0.8 + 0.1
+    w = rand(shape[0], dtype=np.float64) * 2
+    J = float(loss(P, Y, w))
+    g = loss.backward()
+    assert rel_diff(to_numpy(g), numerical_grad(lambda P_: float(loss(P_, Y, w)), to_numpy(P).copy())) < TOL
+    # the weighted mean, per example: Σ_i w_i ℓ_i / m with ℓ_i the example's own mean loss
+    per_example = [float(loss(P[i:i + 1], Y[i:i + 1])) for i in range(shape[0])]
+    assert J == pytest.approx(sum(float(w[i]) * l for i, l in enumerate(per_example)) / shape[0], rel=1e-12)
+    assert float(loss(P, Y, xp.ones(shape[0]))) == pytest.approx(float(loss(P, Y)), rel=1e-12)
+
+
+def test_label_forms_and_refusals():
+    cce, y = CategoricalCrossentropy(), [2, 0, 1, 2]
+    want = to_numpy(one_hot(np.array(y), 3))
+    for form in (np.array(y), np.array(y, dtype=np.float64), np.array(y).reshape(4, 1), np.array(y, dtype=np.int8), y):
+        np.testing.assert_array_equal(to_numpy(cce.targets(form, (4, 3))), want)
+    with pytest.raises(TypeError, match="y_true must hold numbers"): cce.targets(np.array(list("abcd")), (4, 3))
+    with pytest.raises(TypeError, match="got dtype object"): cce.targets(np.array([None] * 4), (4, 3))
+    with pytest.raises(ValueError, match=r"non-integer values .* integers in \[0, 3\)"): cce.targets(np.array([0, 1.5, 2, 0]), (4, 3))
+    with pytest.raises(ValueError, match=r"labels from -1 to 2"): cce.targets(np.array([-1, 1, 2, 0]), (4, 3))
+    bce = BinaryCrossentropy()
+    assert bce.targets(np.array([[1], [0]]), (2,)).shape == (2,) and bce.targets(np.array([1, 0]), (2, 1)).shape == (2, 1)
+    with pytest.raises(TypeError, match="binary_crossentropy: y_true must hold numbers"): bce.targets(np.array(["y", "n"]), (2, 1))
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(2,\)"): bce(xp.zeros((2, 1)), xp.ones((2, 1)), xp.ones((2, 1)))
+    with pytest.raises(ValueError, match="finite and non-negative"): bce(xp.zeros((2, 1)), xp.ones((2, 1)), xp.asarray([1.0, np.nan]))

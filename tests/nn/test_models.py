@@ -6,7 +6,8 @@ from dlnotes.backend import seed, randn, to_numpy, xp
 from dlnotes.gradcheck import check_layer, grad_check, as_float64
 from dlnotes.nn.layers import Layer, Dense, Activation, Dropout
 from dlnotes.nn.losses import get_loss, one_hot
-from dlnotes.nn.models import Sequential, History
+from dlnotes.nn.models import Sequential
+from dlnotes.nn.callbacks import History
 from dlnotes.nn.optimizers import SGD, Adam
 
 BATCHES = [1, 3, 7]
@@ -129,7 +130,7 @@ def test_fit_regression_has_no_default_accuracy():
     model = Sequential([Dense(1)])
     h = model.fit(X, y, epochs=50, batch_size=8, optimizer=SGD(learning_rate=0.05), loss="mse", verbose=0)
     assert list(h.history) == ["loss"] and h.history["loss"][-1] < 1e-3
-    with pytest.raises(ValueError, match="metric 'accuracy' needs a cross-entropy loss, got mean_squared_error"):
+    with pytest.raises(ValueError, match="metric 'accuracy' needs a cross-entropy loss to choose binary or categorical accuracy, got mean_squared_error"):
         model.fit(X, y, metrics=["accuracy"], verbose=0)
 
 
@@ -178,21 +179,21 @@ def fitted():
 
 def test_bad_shapes(fitted):
     model, X, y = fitted
-    with pytest.raises(ValueError, match=r"layer 'hidden' was built for inputs of shape \(batch, 2\), got X of shape \(5, 3\)"):
+    with pytest.raises(ValueError, match=r"layer 'hidden' was built for inputs of shape \(batch, 2\), got x of shape \(5, 3\)"):
         model.predict(np.ones((5, 3), dtype=np.float32))
-    with pytest.raises(ValueError, match=r"layer 'hidden' was built for inputs of shape \(batch, 2\), got X of shape \(30, 7\)"):
+    with pytest.raises(ValueError, match=r"layer 'hidden' was built for inputs of shape \(batch, 2\), got x of shape \(30, 7\)"):
         model.fit(np.ones((30, 7)), y, verbose=0)
-    with pytest.raises(ValueError, match=r"X and y must have the same number of examples, got X with 30 \(shape \(30, 2\)\) and y with 29"):
+    with pytest.raises(ValueError, match=r"the inputs and y must have the same number of examples, got 30 and 29 \(shape \(29,\)\)"):
         model.fit(X, y[:29], verbose=0)
-    with pytest.raises(ValueError, match="X_val and y_val must have the same number of examples, got X_val with 30"):
+    with pytest.raises(ValueError, match=r"the inputs and y_val must have the same number of examples, got 30 and 10"):
         model.fit(X, y, validation_data=(X, y[:10]), verbose=0)
     with pytest.raises(ValueError, match="validation_data must be a pair"):
         model.fit(X, y, validation_data=X, verbose=0)
-    with pytest.raises(ValueError, match=r"X must have a batch axis and feature axes, got shape \(30,\)"):
+    with pytest.raises(ValueError, match=r"x must have at least 2 axes \(batch, features...\), got shape \(30,\)"):
         model.fit(X[:, 0], y, verbose=0)
-    with pytest.raises(ValueError, match=r"categorical_crossentropy: y_true has shape \(30, 2\), expected the predictions' shape \(30, 3\)"):
+    with pytest.raises(ValueError, match=r"categorical_crossentropy: y has shape \(30, 2\), expected the predictions' shape \(30, 3\)"):
         model.fit(X, np.zeros((30, 2), dtype=np.float32), verbose=0)
-    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"y holds labels from 1 to 3; class labels must be integers in \[0, 3\)"):
         model.fit(X, y + 1, verbose=0)
 
 
@@ -200,14 +201,14 @@ def test_bad_shapes(fitted):
 def test_non_finite_inputs(fitted, bad, which, n_nan, n_inf):
     model, X, y = fitted
     Xb = X.copy(); Xb[0, 0] = bad; Xb[5, 1] = bad
-    with pytest.raises(ValueError, match=f"X contains {n_nan} NaN and {n_inf} infinite values"):
+    with pytest.raises(ValueError, match=f"x contains {n_nan} NaN and {n_inf} infinite values"):
         model.fit(Xb, y, verbose=0)
-    with pytest.raises(ValueError, match=f"X contains {n_nan} NaN and {n_inf} infinite values"):
+    with pytest.raises(ValueError, match=f"x contains {n_nan} NaN and {n_inf} infinite values"):
         model.predict(Xb)
     Y = to_numpy(one_hot(y, 3)).copy(); Y[3, 1] = bad; Y[4, 1] = bad
     with pytest.raises(ValueError, match=f"y contains {n_nan} NaN and {n_inf} infinite values"):
         model.fit(X, Y, verbose=0)
-    with pytest.raises(ValueError, match=f"X_val contains {n_nan} NaN and {n_inf} infinite values"):
+    with pytest.raises(ValueError, match=f"x_val contains {n_nan} NaN and {n_inf} infinite values"):
         model.fit(X, y, validation_data=(Xb, y), verbose=0)
 
 
@@ -218,7 +219,7 @@ def test_unknown_names_and_bad_args(fitted):
     with pytest.raises(ValueError, match="unknown metric 'f1'"): model.fit(X, y, metrics=["f1"], verbose=0)
     with pytest.raises(ValueError, match="epochs must be a positive int, got 0"): model.fit(X, y, epochs=0, verbose=0)
     with pytest.raises(ValueError, match="batch_size must be a positive int, got -1"): model.fit(X, y, batch_size=-1, verbose=0)
-    with pytest.raises(TypeError, match="X must be numeric"): model.fit(np.array([["a", "b"]] * 30), y, verbose=0)
+    with pytest.raises(TypeError, match="x must be an array of numbers"): model.fit(np.array([["a", "b"]] * 30), y, verbose=0)
     with pytest.raises(ValueError, match="model 'clf' has two different layers named 'out'"): model.add(Dense(2, name="out"))
     with pytest.raises(TypeError, match=r"Sequential.add expects a Layer \(dlnotes.nn.layers.Layer\), got str"): model.add("dense")
     with pytest.raises(ValueError, match="has no layers"): Sequential().predict(X)
@@ -332,5 +333,20 @@ def test_a_model_takes_any_length_its_first_layer_takes():
     model = Sequential([Dense(4, activation="tanh"), Dense(2)])
     model.build((5, 3))  # sequences of 5 steps of 3 features
     assert model.predict(np.ones((2, 9, 3), dtype=np.float32)).shape == (2, 9, 2)  # the dense layers act on every step
-    with pytest.raises(ValueError, match=r"layer 'dense' was built for inputs of shape \(batch, None, 3\), got X of shape \(2, 9, 4\)"):
+    with pytest.raises(ValueError, match=r"layer 'dense' was built for inputs of shape \(batch, None, 3\), got x of shape \(2, 9, 4\)"):
         model.predict(np.ones((2, 9, 4), dtype=np.float32))
+
+
+def test_the_readme_quick_start_runs(tmp_path, monkeypatch):
+    "The ten lines of README.md, run as they are written, give the same evaluation before saving and after loading."
+    import contextlib, io, re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = re.search(r"## The library in ten lines.*?```python\n(.*?)```", readme, re.S).group(1)
+    assert len([l for l in code.splitlines() if l.strip() and not l.startswith(("from ", "import "))]) <= 10
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out): exec(compile(code, "README.md", "exec"), {})
+    lines = out.getvalue().strip().splitlines()
+    assert len(lines) == 12 and lines[-1] == lines[-2] and lines[-1].startswith("{'loss': ")
+    assert (tmp_path / "digits.npz").exists()

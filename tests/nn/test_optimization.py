@@ -172,3 +172,65 @@ def test_blocks_are_views_covering_the_arrays():
     np.testing.assert_array_equal(a, b)
     assert len(_blocks(a[::2], b[::2])) == 1  # strided: whole arrays
     assert len(_blocks(a[:10], b[:10])) == 1  # small: whole arrays
+
+
+# ---- the data checks (dlnotes.data.check_data, as in the layer API) -------------------------------------------
+
+from dlnotes.backend import to_numpy
+
+
+def _moons(m=40, s=0):
+    rng = np.random.default_rng(s)
+    X = rng.standard_normal((2, m))
+    return X, (X[:1] * X[1:] > 0).astype(np.float64)
+
+
+@pytest.mark.parametrize("bad, said", [(np.nan, "1 NaN and 0 infinite"), (-np.inf, "0 NaN and 1 infinite")])
+def test_model_refuses_nan_in_X(bad, said):
+    X, Y = _moons()
+    X[0, 7] = bad
+    for opt in ("gd", "adam"):
+        with pytest.raises(ValueError, match=rf"X contains {said} values \(of 80\)"):
+            model(X, Y, [2, 3, 1], optimizer=opt, num_epochs=3)
+
+
+def test_model_refuses_empty_X_rows_and_no_epochs():
+    X, Y = _moons()
+    with pytest.raises(ValueError, match=r"X is empty: it holds no examples \(shape \(2, 0\)\)"):
+        model(X[:, :0], Y[:, :0], [2, 3, 1], num_epochs=3)
+    with pytest.raises(ValueError, match=r"X has shape \(40, 2\) but layers_dims\[0\] is 2: .* try X.T"):
+        model(X.T, Y, [2, 3, 1], num_epochs=3)
+    for n in (0, -2):
+        with pytest.raises(ValueError, match=f"num_epochs must be a positive int, got {n}"):
+            model(X, Y, [2, 3, 1], num_epochs=n)
+
+
+def test_model_takes_lists():
+    X, Y = _moons()
+    P, costs = model(X, Y, [2, 3, 1], optimizer="adam", learning_rate=0.01, num_epochs=20, mini_batch_size=16)
+    P_l, costs_l = model(X.tolist(), Y.tolist(), [2, 3, 1], optimizer="adam", learning_rate=0.01, num_epochs=20, mini_batch_size=16)
+    assert costs_l == costs
+    for k in P: np.testing.assert_array_equal(to_numpy(P_l[k]), to_numpy(P[k]))
+    _, costs_m = model(X, Y[0], [2, 3, 1], optimizer="adam", learning_rate=0.01, num_epochs=20, mini_batch_size=16)  # (m,) labels
+    assert costs_m == costs
+
+
+@pytest.mark.parametrize("rule", ["gd", "momentum", "rmsprop", "adam"])
+def test_updates_refuse_integer_parameters_and_bad_learning_rates(rule):
+    def step(P, g, lr=0.1):
+        if rule == "gd": return update_parameters_with_gd(P, g, lr)
+        if rule == "momentum": return update_parameters_with_momentum(P, g, initialize_velocity(P), 0.9, lr)
+        if rule == "rmsprop": return update_parameters_with_rmsprop(P, g, initialize_rmsprop(P), 0.9, lr)
+        return update_parameters_with_adam(P, g, *initialize_adam(P), t=1, learning_rate=lr)
+    P_int = {"W1": np.array([[1, 2]]), "b1": np.array([[0]])}
+    g = {"dW1": np.ones((1, 2)), "db1": np.ones((1, 1))}
+    with pytest.raises(TypeError, match=r"parameters\['W1'\] must be an array of floats \(it is updated in place\), got dtype int64"):
+        step(P_int, g)
+    with pytest.raises(TypeError, match=r"grads\['dW1'\] must be an array, got list"):
+        step(_params(), {**_grads(_params(), 1), "dW1": [[0.0] * 4] * 3})
+    for lr in ("0.1", None):
+        with pytest.raises(ValueError, match=f"learning_rate must be a positive number, got {lr!r}"):
+            step(_params(), _grads(_params(), 1), lr)
+    X, Y = _moons()
+    with pytest.raises(ValueError, match="learning_rate must be a positive number, got '0.1'"):
+        model(X, Y, [2, 3, 1], optimizer=rule, learning_rate="0.1", num_epochs=2)

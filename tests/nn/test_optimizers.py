@@ -271,3 +271,53 @@ def test_mixed_dtypes_still_update(rule):
         assert layer.params["W"].dtype == p_dtype
         np.testing.assert_allclose(layer.params["W"], ref.params["W"], rtol=1e-6)
         np.testing.assert_allclose(layer.params["b"], ref.params["b"], rtol=1e-6)
+
+
+def _layer(name, g, p=None):
+    return SimpleNamespace(name=name, trainable=True, params={"W": np.zeros_like(g) if p is None else p}, grads={"W": g})
+
+
+@pytest.mark.parametrize("make", [lambda **c: SGD(0.5, **c), lambda **c: Adam(0.01, **c), lambda **c: Momentum(0.1, **c)], ids=["sgd", "adam", "momentum"])
+def test_clipping_equals_the_rule_on_clipped_gradients(make):
+    rng = np.random.default_rng(4)
+    grads = [rng.standard_normal((3, 4)) * 10, rng.standard_normal(5) * 0.01]
+    norms = [np.linalg.norm(g) for g in grads]
+    total = np.sqrt(sum(n * n for n in norms))
+    cases = {"clipnorm": (1.0, [g * min(1, 1.0 / n) for g, n in zip(grads, norms)]),
+             "clipvalue": (0.3, [np.clip(g, -0.3, 0.3) for g in grads]),
+             "global_clipnorm": (2.0, [g * 2.0 / total for g in grads])}
+    for kind, (c, clipped) in cases.items():
+        ref_layers = [_layer(f"l{i}", g) for i, g in enumerate(clipped)]
+        layers = [_layer(f"l{i}", g) for i, g in enumerate(grads)]
+        ref, opt = make(), make(**{kind: c})
+        for _ in range(3): ref.step(ref_layers); opt.step(layers)
+        for a, b in zip(layers, ref_layers): np.testing.assert_allclose(a.params["W"], b.params["W"], rtol=1e-12, atol=1e-15)
+        assert layers[1].grads["W"] is grads[1]  # the layers' gradients themselves are not changed
+
+
+def test_small_gradients_are_not_clipped_and_bad_settings_are_refused():
+    g = np.array([0.3, -0.4])
+    a, b = _layer("a", g), _layer("b", g)
+    SGD(1.0).step([a]); SGD(1.0, clipnorm=0.5, global_clipnorm=None).step([b])
+    np.testing.assert_array_equal(a.params["W"], b.params["W"])  # norm exactly 0.5: the factor is exactly 1
+    with pytest.raises(ValueError, match="clipvalue must be a positive number, got -1"): SGD(clipvalue=-1)
+    with pytest.raises((TypeError, ValueError), match="clipnorm"): Adam(clipnorm="big")
+    with pytest.raises(TypeError): SGD(clip_norm=1.0)
+
+
+def test_learning_rate_setter_config_and_nested_models():
+    opt = Adam(0.01, clipnorm=3.0)
+    opt.learning_rate = 0.002
+    assert opt.current_learning_rate == 0.002
+    with pytest.raises(ValueError, match="learning_rate must be a positive number"): opt.learning_rate = "fast"
+    assert get_optimizer(opt.get_config()).get_config() == {"class_name": "Adam", "config": {
+        "learning_rate": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "clipnorm": 3.0}}
+    with pytest.raises(ValueError, match="unknown optimizer class 'Adagrad'"): get_optimizer({"class_name": "Adagrad", "config": {}})
+    # a model used as a layer: its parameters are keyed 'model/layer/key', its frozen layers skipped
+    inner = SimpleNamespace(name="encoder", trainable=True, layers=[_layer("dense", np.ones(2)), _layer("frozen", np.ones(2))])
+    inner.layers[1].trainable = False
+    outer = SimpleNamespace(layers=[inner, _layer("head", np.ones(3))])
+    opt = SGD(0.1, momentum=0.5)
+    opt.step(outer)
+    assert sorted(opt.state) == ["encoder/dense/W", "head/W"]
+    np.testing.assert_array_equal(inner.layers[1].params["W"], np.zeros(2))

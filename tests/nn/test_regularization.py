@@ -228,6 +228,45 @@ def test_regularized_model_prints_every_1000_iterations(capsys):
 
 def test_bad_num_iterations():
     _, X, Y = _network([3, 4, 1])
-    for bad in (-1, 2.5, True):
-        with pytest.raises(ValueError, match="num_iterations must be a non-negative int"):
+    for bad in (-1, 0, 2.5, True):
+        with pytest.raises(ValueError, match="num_iterations must be a positive int"):
             regularized_model(X, Y, [3, 4, 1], num_iterations=bad)
+
+
+# ---- the data checks (dlnotes.data.check_data, as in the layer API) -------------------------------------------
+
+@pytest.mark.parametrize("bad, said", [(np.nan, "1 NaN and 0 infinite"), (np.inf, "0 NaN and 1 infinite")])
+def test_regularized_model_refuses_nan_in_X(bad, said):
+    _, X, Y = _network([3, 4, 1])
+    X = to_numpy(X).copy(); X[2, 0] = bad
+    for kw in ({}, {"lambd": 0.1}, {"keep_prob": 0.8}):
+        with pytest.raises(ValueError, match=rf"X contains {said} values \(of 36\)"):
+            regularized_model(X, Y, [3, 4, 1], num_iterations=200, **kw)
+
+
+def test_regularized_model_refuses_empty_X_and_no_iterations():
+    _, X, Y = _network([3, 4, 1])
+    with pytest.raises(ValueError, match=r"X is empty: it holds no examples \(shape \(3, 0\)\)"):
+        regularized_model(X[:, :0], Y[:, :0], [3, 4, 1], num_iterations=5)
+    with pytest.raises(ValueError, match="num_iterations must be a positive int, got 0"):
+        regularized_model(X, Y, [3, 4, 1], num_iterations=0)
+
+
+def test_regularized_model_blames_X_given_examples_in_rows():
+    _, X, Y = _network([3, 4, 1])
+    with pytest.raises(ValueError, match=r"X has shape \(12, 3\) but layers_dims\[0\] is 3: X must be \(n_x, m\) = \(3, m\) with one example per column \(examples on the wrong axis\? try X.T\)"):
+        regularized_model(X.T, Y, [3, 4, 1], num_iterations=5, lambd=0.1)
+    with pytest.raises(ValueError, match=r"Y must have shape \(1, 12\) \(one label per column of X\), got \(1, 3\)"):
+        regularized_model(X, Y[:, :3], [3, 4, 1], num_iterations=5)
+
+
+def test_regularized_model_takes_lists_and_checks_the_learning_rate():
+    _, X, Y = _network([3, 4, 1], dtype=np.float64)
+    seed(5); P, costs = regularized_model(X, Y, [3, 4, 1], learning_rate=0.1, num_iterations=150, lambd=0.1, keep_prob=0.8)
+    seed(5); P_l, costs_l = regularized_model(to_numpy(X).tolist(), to_numpy(Y).tolist(), [3, 4, 1], learning_rate=0.1,
+                                              num_iterations=150, lambd=0.1, keep_prob=0.8)
+    assert costs_l == costs
+    for k in P: np.testing.assert_array_equal(to_numpy(P_l[k]), to_numpy(P[k]))
+    for lr in ("0.3", None, 0):
+        with pytest.raises(ValueError, match="learning_rate must be a positive number"):
+            regularized_model(X, Y, [3, 4, 1], learning_rate=lr, num_iterations=5)

@@ -103,11 +103,13 @@ def test_error_analysis_bad_inputs():
         error_analysis([0, 1, 2], [0, 1])
     with pytest.raises(ValueError, match="categories must have one entry per example: got 2 for 3 examples"):
         error_analysis([0, 1, 2], [0, 1, 1], categories=["a", "b"])
-    with pytest.raises(ValueError, match="must be 1-D"):
-        error_analysis([[0, 1]], [[0, 1]])
+    with pytest.raises(ValueError, match=r"must be 1-D, \(1, m\) or \(m, 1\) \(one label per example\), got shape \(2, 2\)"):
+        error_analysis([[0, 1], [1, 0]], [[0, 1], [1, 0]])
+    r = error_analysis([[0, 1]], [[1, 1]])  # (1, m): one row of labels, as chapter 1's predict returns them
+    assert (r.n, r.n_errors) == (2, 1)
     with pytest.raises(ValueError, match="empty"):
         error_analysis([], [])
     with pytest.raises(TypeError, match="y_true must be an array of labels, got None"):  # the label checks of the metrics
         error_analysis(None, [0])
-    with pytest.raises(ValueError, match="y_pred contains 1 NaN or infinite labels"):
+    with pytest.raises(ValueError, match=r"y_pred contains 1 NaN and 0 infinite values \(of 2\)"):
         error_analysis([0, 1], [0.0, np.nan])

@@ -138,8 +138,8 @@ def test_binary_refuses_multiclass_and_missing_pos_label():
 
 
 def test_bad_label_arrays():
-    with pytest.raises(ValueError, match="y_pred must be 1-D"):
-        accuracy([0, 1], [[0, 1]])
+    with pytest.raises(ValueError, match=re.escape("y_pred must be 1-D, (1, m) or (m, 1) (one label per example), got shape (2, 2)")):
+        accuracy([0, 1], [[0, 1], [1, 0]])
     with pytest.raises(ValueError, match="empty"):
         confusion_matrix([], [])
     with pytest.raises(TypeError, match="y_true must be an array of labels, got None"):
@@ -288,7 +288,8 @@ _X, _y = np.zeros((30, 1)), np.arange(30) % 3
     (lambda: classification_report([0, 1], [0, 1], digits=-1), "digits must be a non-negative int, got -1"),
     (lambda: classification_report([0, 1], [0, 1], target_names=["a"]), "target_names must be a list of 2 names (one per class), got ['a']"),
     (lambda: confusion_matrix([0, 1], [0, 1], labels=[0, 0]), "labels must be a list of distinct classes, got [0, 0]"),
-    (lambda: confusion_matrix([[0, 1]], [0]), "y_true must be 1-D (one label per example), got shape (1, 2)"),
+    (lambda: confusion_matrix([[0, 1]], [0]), "y_true and y_pred must have the same length, got 2 and 1"),
+    (lambda: confusion_matrix(np.zeros((2, 3)), [0]), "y_true must be 1-D, (1, m) or (m, 1) (one label per example), got shape (2, 3)"),
     (lambda: f1_score([0, 1], [0, 1], average="mean"), "average must be one of 'binary', 'micro', 'macro', 'weighted', None, got 'mean'"),
     (lambda: f1_score([0, 2], [2, 0]), "pos_label must be one of 0, 2, got 1"),
     (lambda: select_model({"a": {"f1": float("inf")}}, "f1"), "candidate 'a': metric 'f1' must be a finite number, got inf"),
@@ -303,3 +304,45 @@ _X, _y = np.zeros((30, 1)), np.arange(30) % 3
 def test_bad_arguments_say_what_was_expected(call, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         call()
+
+
+# ---------------------------------------------------------------- label arrays as chapter 1 and the layer API give them
+
+from dlnotes.nn.deep import initialize_parameters_deep, L_model_forward, predict as deep_predict
+
+LABEL_METRICS = [confusion_matrix, accuracy, precision, recall, f1_score, precision_recall_f1, classification_report]
+
+
+def _deep_predictions(m=40):
+    "Labels Y (1, m) and a chapter 1 network's predictions (1, m) and probabilities (1, m)."
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((3, m))
+    Y = (X[:1] > 0).astype(np.int64)
+    P = initialize_parameters_deep([3, 4, 1], seed=0, dtype=np.float64)
+    return Y, deep_predict(X, P), L_model_forward(X, P)[0]
+
+
+@pytest.mark.parametrize("fn", LABEL_METRICS)
+def test_row_and_column_label_arrays_are_accepted(fn):
+    Y, Y_hat, _ = _deep_predictions()
+    t, p = np.ravel(Y), np.ravel(Y_hat)
+    expected = fn(t, p)
+    for a, b in ((Y, Y_hat), (Y.T, Y_hat.T), (t, Y_hat), (Y, p.tolist())):   # (1, m) from deep.predict, (m, 1) from a layer model
+        got = fn(a, b)
+        if isinstance(expected, str): assert got == expected
+        else: np.testing.assert_array_equal(got, expected)
+    assert accuracy([0.0, 1.0, 2.0], [0, 1, 1]) == pytest.approx(2 / 3)       # float labels that are whole numbers are labels
+
+
+@pytest.mark.parametrize("fn", LABEL_METRICS)
+def test_probabilities_are_refused_not_scored_as_zeros(fn):
+    Y, _, AL = _deep_predictions()
+    Y, AL = np.ravel(Y), np.ravel(AL)
+    for a, b, name in ((Y, AL, "y_pred"), (AL, Y, "y_true"), (Y, AL.reshape(1, -1), "y_pred")):
+        with pytest.raises(ValueError, match=rf"{name} must hold class labels, got non-integer values such as 0\.\d+ \(probabilities or scores\?\): threshold them first"):
+            fn(a, b)
+    if fn in (precision, recall, f1_score, precision_recall_f1):  # averaged over the "classes" 0.0, 0.0404, ..., these scored 0.0
+        with pytest.raises(ValueError, match="y_pred must hold class labels"):
+            fn(Y, AL, average="macro")
+    with pytest.raises(ValueError, match=re.escape("y_pred contains 1 NaN and 0 infinite values (of 2)")):
+        fn([0, 1], [0.0, np.nan])

@@ -1,10 +1,11 @@
 "Gradient checks of every image layer over many shapes, parameter counts, the max-pool tie rule, named caches, any height and width, and bad inputs for dlnotes.vision.cnn."
 import numpy as np
 import pytest
+from fastcore.docments import docments
 
 from dlnotes.backend import seed, randn, to_numpy, to_device, xp
 from dlnotes.gradcheck import check_layer, as_float64
-from dlnotes.nn.layers import Dense
+from dlnotes.nn.layers import Dense, Layer
 from dlnotes.nn.models import Sequential
 from dlnotes.vision.convolution import ConvCache, PoolCache, conv_forward, conv_output_size, pool_forward
 from dlnotes.vision.cnn import (Conv2D, Conv2DCache, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, GlobalMaxCache,
@@ -348,3 +349,40 @@ def test_backward_before_forward():
     for layer in (Conv2D(2, 3), MaxPooling2D(), AveragePooling2D(), GlobalMaxPooling2D(), GlobalAveragePooling2D(),
                   ZeroPadding2D(), Flatten()):
         with pytest.raises(RuntimeError, match="backward called before forward"): layer.backward(randn(1, 2, 2, 2))
+
+
+@pytest.mark.parametrize("cls", [Conv2D, Flatten, MaxPooling2D, AveragePooling2D, GlobalMaxPooling2D, GlobalAveragePooling2D,
+                                 ZeroPadding2D], ids=lambda c: c.__name__)
+def test_help_shows_own_docstrings(cls):
+    doc = cls.__init__.__doc__
+    assert cls.__init__ is not Layer.__init__ and doc and doc != Layer.__init__.__doc__ and not doc.startswith("Initialize self")
+    assert [k for k, v in docments(cls.__init__).items() if not v and k not in ("self", "return")] == []
+    overridden = [m for m in ("build", "call", "backward", "check_input") if getattr(cls, m) is not getattr(Layer, m)]
+    assert "call" in overridden and "backward" in overridden
+    for m in overridden: assert getattr(cls, m).__doc__ not in (None, "", getattr(Layer, m).__doc__), (cls, m)
+
+
+def test_keras_default_names_and_configs():
+    layers = [Conv2D(2, 3), Flatten(), MaxPooling2D(), AveragePooling2D(), GlobalMaxPooling2D(), GlobalAveragePooling2D(), ZeroPadding2D()]
+    assert [l.name for l in layers] == ["conv2d", "flatten", "max_pooling2d", "average_pooling2d", "global_max_pooling2d",
+                                        "global_average_pooling2d", "zero_padding2d"]
+    for layer in layers:
+        again = type(layer)(**layer.get_config())
+        assert again.get_config() == layer.get_config() and again.get_config()["name"] == layer.name
+
+
+def test_conv2d_penalties_are_gradient_checked():
+    "kernel_regularizer and bias_regularizer: their values join the loss and their gradients the parameters' (float64)."
+    from dlnotes.gradcheck import grad_check
+    from dlnotes.nn.regularizers import L1L2, L2
+    seed(31)
+    layer = Conv2D(3, 3, padding="same", activation="tanh", kernel_regularizer=L1L2(0.01, 0.03), bias_regularizer=L2(0.2))
+    layer.build((5, 5, 2)); as_float64(layer)
+    layer.params["b"] = randn(3, dtype=np.float64)
+    X, R = randn(2, 5, 5, 2, dtype=np.float64), randn(2, 5, 5, 3, dtype=np.float64)
+    layer(X); dX = layer.backward(R)
+    assert float(layer.regularization_loss(add_gradients=True)) > 0
+    J = lambda: float((layer(X) * R).sum() + layer.regularization_loss())
+    d = grad_check(J, {"x": X, **layer.params}, {"x": dX, **layer.grads})
+    assert max(d.values()) < 1e-7, d
+    assert sorted(Conv2D(2, 3, kernel_regularizer="l2").regularizers) == ["W"]
