@@ -29,9 +29,14 @@ def one_hot(
         raise ValueError(f"one_hot: y must be a 1-D array of integer labels, got shape {tuple(y.shape)} and dtype {y.dtype}")
     if y.size and (int(y.min()) < 0 or int(y.max()) >= n_classes):
         raise ValueError(f"one_hot: labels must lie in [0, {n_classes}), got labels from {int(y.min())} to {int(y.max())}")
-    Y = xp_.zeros((y.shape[0], n_classes), dtype=dtype or get_default_dtype())
-    Y[xp_.arange(y.shape[0]), y] = 1
-    return Y
+    return _one_hot(y, n_classes, dtype)
+
+def _one_hot(y, n_classes, dtype=None):
+    "one_hot without the checks, for labels already checked."
+    xp_ = get_array_module(y)
+    Y = xp_.zeros(y.shape[0] * n_classes, dtype=dtype or get_default_dtype())
+    Y[xp_.arange(y.shape[0]) * n_classes + y] = 1  # one flat index per row: about twice as fast as Y[rows, y]
+    return Y.reshape(y.shape[0], n_classes)
 
 # %% ../../nbs/13a_losses.ipynb #c807d92b
 _EPS = 1e-7  # clipping of probabilities for the from_logits=False losses
@@ -155,8 +160,8 @@ def _labels(y, K, name, owner):
         if not bool(xp_.all(y == xp_.round(y))):
             raise ValueError(f"{owner}: {name} has non-integer values but not the predictions' shape: class labels must be integers in [0, {K})")
         y = y.astype(np.int64)
-    if y.size and (int(y.min()) < 0 or int(y.max()) >= K):
-        raise ValueError(f"{owner}: {name} holds labels from {int(y.min())} to {int(y.max())}; class labels must be integers in [0, {K})")
+    lo, hi = (int(y.min()), int(y.max())) if y.size else (0, 0)
+    if lo < 0 or hi >= K: raise ValueError(f"{owner}: {name} holds labels from {lo} to {hi}; class labels must be integers in [0, {K})")
     return y
 
 @patch
@@ -167,7 +172,7 @@ def targets(self:CategoricalCrossentropy, y_true, pred_shape, name:str="y_true")
     if y.shape == pred_shape[:-1] + (1,) and K > 1: y = y.reshape(pred_shape[:-1])  # (m, 1) labels
     if y.shape != pred_shape[:-1]: return Loss.targets(self, y, pred_shape, name)
     y = _labels(y, K, name, self.name)
-    return one_hot(y.reshape(-1), K).reshape(pred_shape)
+    return _one_hot(y.reshape(-1), K).reshape(pred_shape)
 
 # %% ../../nbs/13a_losses.ipynb #9caf414f
 class MeanSquaredError(Loss):
