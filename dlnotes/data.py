@@ -119,9 +119,11 @@ def _n_test(test_size, m):
 
 def _stratified_counts(counts, n_test):
     "Test examples per class, proportional to `counts` and summing to `n_test` (largest remainder)."
+    ### BEGIN SOLUTION
     quota = counts * n_test / counts.sum()
     k = np.floor(quota).astype(int)
     k[np.argsort(-(quota - k), kind="stable")[: n_test - k.sum()]] += 1
+    ### END SOLUTION
     return k
 
 # %% ../nbs/03_data.ipynb #49c5440d
@@ -145,8 +147,10 @@ def train_test_split(
         counts = np.bincount(cls)
         if counts.min() < 2:
             raise ValueError(f"too few examples to stratify: every class needs at least 2, but one has {counts.min()} (use stratify=False)")
+        ### BEGIN SOLUTION
         k = _stratified_counts(counts, n_test)
         test = np.concatenate([rng.permutation(np.flatnonzero(cls == c))[:k[c]] for c in range(len(counts))])
+        ### END SOLUTION
     else:
         test = rng.permutation(m)[:n_test]
     is_test = np.zeros(m, dtype=bool); is_test[test] = True

@@ -36,6 +36,7 @@ def numerical_grad(
     if not eps > 0: raise ValueError(f"eps must be positive, got {eps!r}")
     xp = get_array_module(x)
     g = xp.zeros_like(x)
+    ### BEGIN SOLUTION
     for i in np.ndindex(*x.shape):
         x_i = float(x[i])
         try:
@@ -44,6 +45,7 @@ def numerical_grad(
         finally:
             x[i] = x_i
         g[i] = (J_plus - J_minus) / (2 * eps)
+    ### END SOLUTION
     return g
 
 # %% ../nbs/02_gradcheck.ipynb #70727c8e
@@ -67,9 +69,11 @@ def rel_diff(
     g, g_num = xp.asarray(g, dtype=np.float64), xp.asarray(g_num, dtype=np.float64)
     if g.shape != g_num.shape:
         raise ValueError(f"g and g_num must have the same shape, got g {g.shape} and g_num {g_num.shape}")
+    ### BEGIN SOLUTION
     num = float(xp.linalg.norm((g - g_num).ravel()))
     den = float(xp.linalg.norm(g.ravel())) + float(xp.linalg.norm(g_num.ravel()))
     return 0.0 if den == 0 and num == 0 else num / den
+    ### END SOLUTION
 
 def verdict(
     d:float,  # a relative difference from `rel_diff`

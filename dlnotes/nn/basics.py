@@ -40,8 +40,10 @@ def sigmoid(Z):
     "Logistic function 1/(1+exp(-Z)), element-wise and overflow-free; returns `(A, cache=Z)`."
     xp = get_array_module(Z)
     Z = _as_float(Z)
+    ### BEGIN SOLUTION
     e = _exp_nonpos(-xp.abs(Z))
     A = xp.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+    ### END SOLUTION
     return A, Z
 
 def sigmoid_backward(dA, cache):
@@ -109,8 +111,10 @@ def softmax(Z, axis=0):
     "exp(Z) normalised to sum to 1 along `axis` (max-subtracted, so it never overflows); returns `(A, SoftmaxCache(A, axis))`."
     xp = get_array_module(Z)
     Z = _as_float(Z)
+    ### BEGIN SOLUTION
     E = _exp_nonpos(Z - xp.max(Z, axis=axis, keepdims=True))
     A = E / xp.sum(E, axis=axis, keepdims=True)
+    ### END SOLUTION
     return A, SoftmaxCache(A, axis)
 
 def softmax_backward(dA, cache):
@@ -191,8 +195,10 @@ def squared_error_grad(A, Y):
 def cross_entropy_loss(A, Y):
     "Per-example binary cross-entropy -[y log a + (1-y) log(1-a)], summed over output units: shape (1, m)."
     xp, A, Y = _checked(A, Y, binary=True)
+    ### BEGIN SOLUTION
     p = xp.where(Y == 1, A, 1 - A)  # probability given to the true label
     return 0.0 - xp.sum(xp.log(_floor(p)), axis=0, keepdims=True)  # 0 - x, not -x: log(1) gives +0.0, not -0.0
+    ### END SOLUTION
 
 def cross_entropy_cost(A, Y):
     "J = mean over the m examples of `cross_entropy_loss`, as a float."
@@ -233,7 +239,9 @@ def gradient_descent_step(
             if g.dtype.kind not in "biuf": raise TypeError(f"gradient of {k!r} must be an array of numbers, got dtype {g.dtype}")
         if np.shape(g) != np.shape(p):
             raise ValueError(f"gradient of {k!r} must have the parameter's shape {np.shape(p)}, got {np.shape(g)}")
+        ### BEGIN SOLUTION
         new[k] = p - learning_rate * g
+        ### END SOLUTION
     return new
 
 # %% ../../nbs/11_basics.ipynb #f8629955
@@ -272,11 +280,13 @@ def _propagate(w, b, X, Y):
     "Forward and backward pass of logistic regression, without input checks."
     xp = get_array_module(X)
     m = X.shape[1]
+    ### BEGIN SOLUTION
     Z = w.T @ X + b                                  # (1, m)
     A, _ = sigmoid(Z)
     cost = float(xp.mean(cross_entropy_from_logits(Z, Y)))
     dZ = A - Y                                       # (1, m)
     return {"dw": X @ dZ.T / m, "db": float(xp.mean(dZ))}, cost
+    ### END SOLUTION
 
 def propagate(
     w,  # (n_x, 1) weights

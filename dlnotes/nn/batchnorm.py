@@ -28,10 +28,12 @@ def normalize_inputs(
         if tuple(X.shape[1:]) != tuple(X_train.shape[1:]):
             raise ValueError(f"others[{k}] must have the feature shape of X_train, {tuple(X_train.shape[1:])}, "
                              f"got {tuple(X.shape[1:])} (array shape {tuple(X.shape)})")
+    ### BEGIN SOLUTION
     mu = X_train.mean(axis=0)
     sigma = X_train.std(axis=0)
     sigma = xp.where(sigma > 0, sigma, xp.ones_like(sigma))  # constant features: centre only
     return (*((X - mu) / sigma for X in (X_train, *others)), (mu, sigma))
+    ### END SOLUTION
 
 # %% ../../nbs/17_batchnorm.ipynb #fd089797
 def _check_bn_args(x, gamma, beta, epsilon):
@@ -60,6 +62,7 @@ def batchnorm_forward(
 ):
     "Batch normalization with batch statistics; return (y, BatchNormCache(x_hat, gamma, sigma, mu, var))."
     _check_bn_args(x, gamma, beta, epsilon)
+    ### BEGIN SOLUTION
     axes = tuple(range(x.ndim - 1))
     mu = x.mean(axis=axes)
     var = ((x - mu) ** 2).mean(axis=axes)
@@ -67,6 +70,7 @@ def batchnorm_forward(
     x_hat = (x - mu) / sigma
     y = gamma * x_hat + beta
     return y, BatchNormCache(x_hat, gamma, sigma, mu, var)
+    ### END SOLUTION
 
 # %% ../../nbs/17_batchnorm.ipynb #d842cde1
 def _check_dy(dy, x_hat, owner:str=None):
@@ -88,12 +92,14 @@ def batchnorm_backward(
     cache = BatchNormCache(*cache)  # a plain (x_hat, gamma, sigma, mu, var) tuple works too
     x_hat, sigma = cache.x_hat, cache.sigma
     _check_dy(dy, x_hat)
+    ### BEGIN SOLUTION
     axes = tuple(range(dy.ndim - 1))
     m = x_hat.size // x_hat.shape[-1]  # values per feature
     dgamma, dbeta = _dgamma_dbeta(dy, x_hat)
     dx_hat = dy * cache.gamma
     dx = (m * dx_hat - dx_hat.sum(axis=axes) - x_hat * (dx_hat * x_hat).sum(axis=axes)) / (m * sigma)
     return dx, dgamma, dbeta
+    ### END SOLUTION
 
 # %% ../../nbs/17_batchnorm.ipynb #b789b268
 class BatchNormInferenceCache(NamedTuple):
@@ -133,6 +139,7 @@ class BatchNormalization(Layer):
 def call(self:BatchNormalization, x, training=False):
     "y = γ x̂ + β with batch statistics (and a moving-average update) in training, the moving averages otherwise."
     gamma, beta = self.params["gamma"], self.params["beta"]
+    ### BEGIN SOLUTION
     if training:
         y, self.cache = batchnorm_forward(x, gamma, beta, self.epsilon)
         rho = self.momentum
@@ -143,6 +150,7 @@ def call(self:BatchNormalization, x, training=False):
     x_hat = (x - self.moving_mean) / sigma
     self.cache = BatchNormInferenceCache(x_hat, gamma, sigma)
     return gamma * x_hat + beta
+    ### END SOLUTION
 
 # %% ../../nbs/17_batchnorm.ipynb #f84129d7
 @patch

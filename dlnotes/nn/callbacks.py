@@ -203,6 +203,7 @@ class EarlyStopping(_Monitoring):
 @patch
 def on_epoch_end(self:EarlyStopping, epoch, logs=None):
     "Count an epoch without improvement, or remember the improvement; stop when patience runs out."
+    ### BEGIN SOLUTION
     current = self._current(logs)
     if current is None or epoch < self.start_from_epoch: return
     self.wait += 1
@@ -213,6 +214,7 @@ def on_epoch_end(self:EarlyStopping, epoch, logs=None):
         return
     if self.wait >= self.patience and epoch > 0:
         self.stopped_epoch, self.model.stop_training = epoch, True
+    ### END SOLUTION
 
 @patch
 def on_train_end(self:EarlyStopping, logs=None):
@@ -346,6 +348,7 @@ def on_epoch_end(self:ReduceLROnPlateau, epoch, logs=None):
     "Log the epoch's rate; count an epoch without improvement (outside cooldown); reduce when patience runs out."
     lr = _learning_rate(self.model, "ReduceLROnPlateau")
     if logs is not None: logs["learning_rate"] = lr
+    ### BEGIN SOLUTION
     current = self._current(logs)
     if current is None: return
     cooling = self.cooldown_counter > 0
@@ -358,13 +361,16 @@ def on_epoch_end(self:ReduceLROnPlateau, epoch, logs=None):
             new_lr = self.model.optimizer.learning_rate = max(lr * self.factor, self.min_lr)
             if self.verbose: print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new_lr:.6g}.")
             self.wait, self.cooldown_counter = 0, self.cooldown
+    ### END SOLUTION
 
 # %% ../../nbs/14c_callbacks.ipynb #561d3e18
 class TerminateOnNaN(Callback):
     "Stop training after the first batch whose loss is NaN or infinite (one host copy of the loss per batch)."
     def on_train_batch_end(self, batch, logs=None):
+        ### BEGIN SOLUTION
         loss = (logs or {}).get("loss")
         if loss is None: return
         if not math.isfinite(float(loss)):  # float() copies the device array to the host
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+        ### END SOLUTION

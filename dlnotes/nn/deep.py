@@ -41,12 +41,14 @@ def initialize_parameters_deep(
     dims = _check_layer_dims(layer_dims)
     if seed is not None: _seed(seed)
     dtype = dtype or get_default_dtype()
+    ### BEGIN SOLUTION
     parameters = {}
     for l in range(1, len(dims)):
         std = (2.0 / dims[l-1]) ** 0.5 if scale is None else float(scale)
         W = randn(dims[l], dims[l-1], dtype=dtype) * std  # a Python float keeps W's dtype
         parameters[f"W{l}"] = W
         parameters[f"b{l}"] = get_array_module(W).zeros((dims[l], 1), dtype=W.dtype)
+    ### END SOLUTION
     return parameters
 
 # %% ../../nbs/12_deep.ipynb #4ef6f608
@@ -69,7 +71,9 @@ def linear_forward(
                          f"examples in columns), got A {tuple(A.shape)}")
     if tuple(b.shape) != (W.shape[0], 1):
         raise ValueError(f"b must have shape {(W.shape[0], 1)} to match W {tuple(W.shape)}, got {tuple(b.shape)}")
+    ### BEGIN SOLUTION
     Z = W @ A + b
+    ### END SOLUTION
     return Z, LinearCache(A, W, b)
 
 # %% ../../nbs/12_deep.ipynb #6d4357bf
@@ -114,11 +118,13 @@ def _check_X_for(X, parameters):
 
 def _forward(X, parameters, hidden_activation="relu"):
     "The forward pass of `L_model_forward` on data already checked (the training loops check theirs once, before the first step)."
+    ### BEGIN SOLUTION
     L, A, caches = len(parameters) // 2, X, []
     for l in range(1, L + 1):
         activation = hidden_activation if l < L else "sigmoid"
         A, cache = linear_activation_forward(A, parameters[f"W{l}"], parameters[f"b{l}"], activation)
         caches.append(cache)
+    ### END SOLUTION
     return A, caches
 
 def L_model_forward(
@@ -165,9 +171,11 @@ def linear_backward(
     m = A_prev.shape[1]
     if tuple(dZ.shape) != (W.shape[0], m):
         raise ValueError(f"dZ must have shape {(W.shape[0], m)} (n_l, m) like Z, got {tuple(dZ.shape)}")
+    ### BEGIN SOLUTION
     dW = dZ @ A_prev.T / m
     db = dZ.sum(axis=1, keepdims=True) / m
     dA_prev = W.T @ dZ
+    ### END SOLUTION
     return dA_prev, dW, db
 
 # %% ../../nbs/12_deep.ipynb #540ff566
@@ -177,9 +185,11 @@ def linear_activation_backward(
     activation:str,  # the activation used forward: "relu", "sigmoid", ...
 ):
     "Gradients (dA_prev, dW, db) of LINEAR->ACTIVATION: dZ = dA * g'(Z), then `linear_backward`."
+    ### BEGIN SOLUTION
     _, g_backward = get_activation(activation)
     linear_cache, activation_cache = LinearActivationCache(*cache)
     return linear_backward(g_backward(dA, activation_cache), linear_cache)
+    ### END SOLUTION
 
 # %% ../../nbs/12_deep.ipynb #3891527f
 def L_model_backward(
@@ -193,11 +203,13 @@ def L_model_backward(
 
 def _backward(AL, Y, caches, hidden_activation="relu"):
     "The backward pass of `L_model_backward` for labels Y already checked and shaped like AL."
+    ### BEGIN SOLUTION
     L, grads = len(caches), {}
     dZ = AL - Y  # = dAL * sigma'(ZL) with dAL = -(Y/AL - (1-Y)/(1-AL)), without dividing by AL or 1 - AL
     grads[f"dA{L-1}"], grads[f"dW{L}"], grads[f"db{L}"] = linear_backward(dZ, caches[L-1].linear_cache)
     for l in range(L - 1, 0, -1):
         grads[f"dA{l-1}"], grads[f"dW{l}"], grads[f"db{l}"] = linear_activation_backward(grads[f"dA{l}"], caches[l-1], hidden_activation)
+    ### END SOLUTION
     return grads
 
 # %% ../../nbs/12_deep.ipynb #8b487781

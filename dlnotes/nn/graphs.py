@@ -78,6 +78,7 @@ def _call_symbolic(layer, x):
 # %% ../../nbs/14f_graphs.ipynb #6a9a8f42
 def _topological(outputs, inputs)->list:
     "The nodes that compute `outputs` from `inputs`, each after the nodes it takes from; ValueError for a cycle or a missing input."
+    ### BEGIN SOLUTION
     order, state, stack = [], {}, [(t.node, False) for t in reversed(outputs)]
     while stack:
         node, done = stack.pop()
@@ -91,6 +92,7 @@ def _topological(outputs, inputs)->list:
             if state.get(id(t.node)) == "active":
                 raise ValueError(f"the model graph has a cycle: layer {t.node.layer.name!r} takes, through layer {node.layer.name!r}, its own output")
             if state.get(id(t.node)) != "done": stack.append((t.node, False))
+    ### END SOLUTION
     ids = {id(t.node) for t in inputs}
     for node in order:
         if isinstance(node.layer, InputLayer) and id(node) not in ids:

@@ -30,8 +30,10 @@ def sample_log_uniform(
 ):
     "10**r with r uniform in [log10 low, log10 high]: each decade of the range is equally likely."
     _check_log_range(low, high)
+    ### BEGIN SOLUTION
     r = _rng(rng).uniform(math.log10(low), math.log10(high), size)
     return float(10.0 ** r) if size is None else 10.0 ** r
+    ### END SOLUTION
 
 # %% ../../nbs/18_hyperparameters.ipynb #9481a013
 def _check_beta_range(low, high, owner:str=None):
@@ -47,8 +49,10 @@ def sample_beta(
 ):
     "β = 1 − 10**r with 1 − β log-uniform in [1 − high, 1 − low]: each decade of the averaging window equally likely."
     _check_beta_range(low, high)
+    ### BEGIN SOLUTION
     one_minus = sample_log_uniform(1 - high, 1 - low, size, rng)
     return 1 - one_minus
+    ### END SOLUTION
 
 # %% ../../nbs/18_hyperparameters.ipynb #9439a6cb
 _KINDS = ("log", "beta", "uniform", "int", "choice")
@@ -82,6 +86,7 @@ def sample_params(
     "One random configuration {name: value} drawn from `space`."
     _check_space(space)
     rng = _rng(rng)
+    ### BEGIN SOLUTION
     out = {}
     for name, spec in space.items():
         kind = spec[0]
@@ -91,6 +96,7 @@ def sample_params(
         elif kind == "int": out[name] = int(rng.integers(spec[1], spec[2], endpoint=True))
         else: out[name] = spec[1][int(rng.integers(len(spec[1])))]
     return out
+    ### END SOLUTION
 
 # %% ../../nbs/18_hyperparameters.ipynb #37eeb2ff
 def _rank(results, maximize):
@@ -108,9 +114,11 @@ def random_search(
     "Try `n_trials` random configurations; return [(params, score), ...] sorted best first."
     _check_space(space)
     n_trials = check_int(n_trials, "n_trials", 1)
+    ### BEGIN SOLUTION
     rng = get_rng(seed)
     configs = [sample_params(space, rng) for _ in range(n_trials)]
     return _rank([(p, float(train_fn(**p))) for p in configs], maximize)
+    ### END SOLUTION
 
 # %% ../../nbs/18_hyperparameters.ipynb #ec26285f
 def _to_scale(kind, v):

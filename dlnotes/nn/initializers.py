@@ -49,8 +49,10 @@ def initialize_parameters_xavier(
 )->dict:
     "Xavier/Glorot normal: W[l] = sqrt(2 / (n_{l-1} + n_l)) * N(0, 1), b = 0."
     parameters = initialize_parameters_deep(layers_dims, dtype=dtype, scale=1.0)
+    ### BEGIN SOLUTION
     for k, W in parameters.items():
         if k[0] == "W": parameters[k] = W * float(np.sqrt(2 / (W.shape[0] + W.shape[1])))
+    ### END SOLUTION
     return parameters
 
 INITIALIZATIONS = {"zeros": initialize_parameters_zeros, "random": initialize_parameters_random,
@@ -110,12 +112,16 @@ class VarianceScaling(Initializer):
         self.distribution = check_choice(distribution, "distribution", ("normal", "uniform"), owner="VarianceScaling")
     def variance(self, fan_in, fan_out):
         "σ² = scale / fan."
+        ### BEGIN SOLUTION
         return self.scale / (fan_in if self.mode == "fan_in" else (fan_in + fan_out) / 2)
+        ### END SOLUTION
     def __call__(self, shape, fan_in, fan_out, dtype=None):
+        ### BEGIN SOLUTION
         var = self.variance(fan_in, fan_out)
         if self.distribution == "normal": return randn(tuple(shape), dtype=dtype) * math.sqrt(var)
         a = math.sqrt(3 * var)
         return uniform(-a, a, tuple(shape), dtype=dtype)
+        ### END SOLUTION
 
 class HeNormal(VarianceScaling):
     "N(0, 2/fan_in), for ReLU layers."

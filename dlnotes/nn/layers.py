@@ -309,21 +309,25 @@ class Dense(Layer):
 @patch
 def call(self:Dense, X, training=False):
     "A = g(X W + b), keeping X and the activation's cache."
+    ### BEGIN SOLUTION
     Z = X @ self.params["W"]
     if self.use_bias: Z += self.params["b"]  # Z is a fresh array: add in place
     A, g_cache = (Z, None) if self._g is None else self._g[0](Z)
     self.cache = DenseCache(X, g_cache)
     return A
+    ### END SOLUTION
 
 @patch
 def backward(self:Dense, dA, need_dx:bool=True):
     "Fill grads['W'] = Xᵀ dZ and grads['b'] = Σ dZ; return dX = dZ Wᵀ (None with need_dx=False)."
     X, g_cache = self._cached()
+    ### BEGIN SOLUTION
     dZ = dA if self._g is None else self._g[1](dA, g_cache)
     X2, dZ2 = X.reshape(-1, X.shape[-1]), dZ.reshape(-1, self.units)  # leading axes -> rows (no copy for 2-D)
     self.grads["W"] = X2.T @ dZ2
     if self.use_bias: self.grads["b"] = dZ2.sum(axis=0)
     return dZ @ self.params["W"].T if need_dx else None
+    ### END SOLUTION
 
 # %% ../../nbs/13_layers.ipynb #6abf86ae
 class Activation(Layer):
@@ -382,8 +386,10 @@ def call(self:Dropout, X, training=False):
             raise ValueError(f"layer {self.name!r}: fixed_mask has shape {tuple(self.fixed_mask.shape)}, input has shape {tuple(X.shape)}")
         M = self.fixed_mask
     else:
+        ### BEGIN SOLUTION
         keep = 1.0 - self.rate
         M = (rand(tuple(X.shape), dtype=X.dtype) < keep).astype(X.dtype) / X.dtype.type(keep)
+        ### END SOLUTION
     self.mask, self.cache = M, DropoutCache(M)
     return X if M is None else X * M
 

@@ -100,6 +100,7 @@ class Multiply(_Elementwise):
         "dX_k = dY ⊙ P_k ⊙ S_k, with the products P_k of the inputs before k and S_k of those after it."
         X = self._cached().X
         _check_dy(self, dY, X[0].shape)
+        ### BEGIN SOLUTION
         dX = [dY]
         for k in range(1, len(X)): dX.append(dX[-1] * X[k - 1])  # dY ⊙ P_k, with P_1 = 1
         S = X[-1]  # S_{K-1} (k from 0 here)
@@ -107,6 +108,7 @@ class Multiply(_Elementwise):
             dX[k] = dX[k] * S  # ⊙ S_k
             if k: S = S * X[k]
         return dX
+        ### END SOLUTION
 
 # %% ../../nbs/13b_merging.ipynb #8731aa95
 class ConcatenateCache(NamedTuple):
@@ -149,7 +151,9 @@ def backward(self:Concatenate, dY):
     "dX_k = the slice of dY that Y took from X_k."
     a, sizes, shape = self._cached()
     _check_dy(self, dY, shape)
+    ### BEGIN SOLUTION
     return get_array_module(dY).split(dY, np.cumsum(sizes)[:-1].tolist(), axis=a)
+    ### END SOLUTION
 
 # %% ../../nbs/13b_merging.ipynb #d0778501
 class BatchDotCache(NamedTuple):
@@ -189,10 +193,12 @@ def batch_dot_backward(
     "(dA, dB) for Y = batch_dot(A, B, axes)."
     xp_ = get_array_module(dY)
     A3, B3, (shape_A, shape_B), (a, b) = cache
+    ### BEGIN SOLUTION
     dY3 = dY.reshape(A3.shape[0], A3.shape[1], B3.shape[1])  # (m, I, J)
     dA = xp_.moveaxis((dY3 @ B3).reshape(_moved_shape(shape_A, a)), -1, a)
     dB = xp_.moveaxis((dY3.transpose(0, 2, 1) @ A3).reshape(_moved_shape(shape_B, b)), -1, b)
     return dA, dB
+    ### END SOLUTION
 
 # %% ../../nbs/13b_merging.ipynb #59cf2de4
 class L2NormalizeCache(NamedTuple):
@@ -221,7 +227,9 @@ def l2_normalize_backward(
 ):
     "dx = (du - u (u·du)) / r, or du / ε where the norm is below ε."
     U, r, above, axis = cache
+    ### BEGIN SOLUTION
     return (dU - above * U * (U * dU).sum(axis=axis, keepdims=True)) / r
+    ### END SOLUTION
 
 # %% ../../nbs/13b_merging.ipynb #cf11cf4b
 class DotCache(NamedTuple):

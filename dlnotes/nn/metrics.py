@@ -35,9 +35,11 @@ def _weights(sample_weight, m:int, owner:str):
 
 def _weighted_sums(v, w):
     "(Σ_i w_i Σ_j v_ij, Σ_i w_i k) for v of shape (m, ...) with k entries per example; w=None means all 1."
+    ### BEGIN SOLUTION
     v = v.reshape(v.shape[0], math.prod(v.shape[1:]))  # (m, k), also for an empty batch
     if w is None: return v.sum(dtype=np.float64), v.size
     return (v * w[:, None]).sum(dtype=np.float64), w.sum() * v.shape[1]
+    ### END SOLUTION
 
 def _ratio(num, den)->float:
     "num / den as a Python float, 0.0 where den is 0: the one copy of a result to the host."
@@ -134,10 +136,12 @@ class _Thresholded(Metric):
     def update_state(self, y_pred, y_true, sample_weight=None):
         "Add the batch's weighted sums N and D of the entries that `_counted` selects."
         P, Y, w = _batch(self, y_pred, y_true, sample_weight)
+        ### BEGIN SOLUTION
         pred = P > (_logit(self.threshold) if self.from_logits else self.threshold)  # predicted positive
         counted, of = self._counted(pred, Y > 0.5)
         num, den = _weighted_sums(counted, w)
         self._add(num, den if of is None else _weighted_sums(of, w)[0])
+        ### END SOLUTION
 
 # %% ../../nbs/14b_metrics.ipynb #ba4a9df9
 class BinaryAccuracy(_Thresholded):
@@ -207,9 +211,11 @@ class AUC(Metric):
 def result(self:AUC)->float:
     "Σ_b N_b (P_{>b} + P_b / 2) / (P N): the area under the ROC curve's trapezoids (0.0 if a class is missing)."
     if not hasattr(self.pos, "shape"): return 0.0
+    ### BEGIN SOLUTION
     xp_ = get_array_module(self.pos)
     above = xp_.cumsum(self.pos[::-1])[::-1] - self.pos  # P_{>b}: the positives' weight in the higher bins
     return _ratio((self.neg * (above + self.pos / 2)).sum(), self.pos.sum() * self.neg.sum())
+    ### END SOLUTION
 
 @patch
 def error_bound(self:AUC)->float:

@@ -109,6 +109,7 @@ def backward_for(self:Model, dy, cache, accumulate:bool=False, need_dx:bool=True
     grads, seen = {}, set()
     for t, d in zip(self.outputs, dy if self._multi_out else [dy]):
         if d is not None: _add_grad(grads, t, d)
+    ### BEGIN SOLUTION
     for node, c, shapes, dx_needed in reversed(list(zip(self._nodes_run, cache.node_caches, cache.out_shapes, self._dx_needed))):
         ds = [grads.pop(id(t), None) for t in node.outputs]
         if all(d is None for d in ds): continue
@@ -119,6 +120,7 @@ def backward_for(self:Model, dy, cache, accumulate:bool=False, need_dx:bool=True
         if dx is not None:
             for t, d in zip(node.inputs, dx if node.listed else [dx]):
                 if d is not None: _add_grad(grads, t, d)
+    ### END SOLUTION
     if not accumulate: self._zero_grads(skip=seen)
     dxs = [grads.get(id(t)) for t in self.inputs]
     return dxs if self.n_inputs > 1 else dxs[0]

@@ -34,9 +34,11 @@ def random_mini_batches(
     m = X.shape[1]
     if Y.shape[1] != m:
         raise ValueError(f"X and Y must have the same number of columns m, got X {X.shape} (m={m}) and Y {Y.shape} (m={Y.shape[1]})")
+    ### BEGIN SOLUTION
     perm = get_rng(seed).permutation(m)
     X_s, Y_s = X[:, perm], Y[:, perm]
     return [(X_s[:, k:k + mini_batch_size], Y_s[:, k:k + mini_batch_size]) for k in range(0, m, mini_batch_size)]
+    ### END SOLUTION
 
 # %% ../../nbs/14_optimization.ipynb #10262b96
 def _check_lr(learning_rate, name="learning_rate"): return check_number(learning_rate, name, 0, low_open=True)
@@ -96,11 +98,13 @@ def exponentially_weighted_average(
     _check_beta(beta, "beta")
     xp = get_array_module(theta)
     theta = xp.asarray(theta, dtype=np.float64)
+    ### BEGIN SOLUTION
     v, out = xp.zeros_like(theta[0]), xp.empty_like(theta)
     for t in range(1, len(theta) + 1):
         _ewa_update(v, theta[t - 1], beta)
         out[t - 1] = v / (1 - beta**t) if bias_correction else v
     return out
+    ### END SOLUTION
 
 # %% ../../nbs/14_optimization.ipynb #481bd556
 def _zeros_like_grads(parameters:dict)->dict:
@@ -110,8 +114,10 @@ def _zeros_like_grads(parameters:dict)->dict:
 
 def _momentum_update(p, g, v, beta, lr, tmp=None):
     "v := beta v + (1 - beta) g; p := p - lr v; both in place (`tmp`: optional scratch array like p)."
+    ### BEGIN SOLUTION
     _ewa_update(v, g, beta, tmp)
     _gd_update(p, v, lr, tmp)
+    ### END SOLUTION
 
 def initialize_velocity(
     parameters:dict,  # {"W1": ..., "b1": ..., ...}
@@ -135,11 +141,13 @@ def update_parameters_with_momentum(
 def _rmsprop_update(p, g, s, beta2, lr, eps, tmp=None, tmp2=None):
     "s := beta2 s + (1 - beta2) g²; p := p - lr g / (√s + eps); both in place (`tmp`, `tmp2`: optional scratch arrays like p)."
     xp = get_array_module(p)
+    ### BEGIN SOLUTION
     g2 = xp.multiply(g, g, out=tmp)
     _ewa_update(s, g2, beta2, g2)  # (1 - beta2) g² overwrites g²
     denom = xp.sqrt(s, out=tmp)
     denom += eps
     p -= xp.divide(xp.multiply(g, lr, out=tmp2), denom, out=denom)
+    ### END SOLUTION
 
 def initialize_rmsprop(
     parameters:dict,  # {"W1": ..., "b1": ..., ...}
@@ -176,6 +184,7 @@ def _adam_step(p, g, v, s, t, lr, beta1, beta2, eps, T1, T2):
     xp = get_array_module(p)
     c1, c2 = 1 - beta1**t, 1 - beta2**t
     for p_, g_, v_, s_, T1_, T2_ in _blocks(p, g, v, s, T1, T2):
+        ### BEGIN SOLUTION
         _ewa_update(v_, g_, beta1, T1_)  # V := β₁ V + (1-β₁) dW
         xp.multiply(g_, g_, out=T1_)
         _ewa_update(s_, T1_, beta2, T1_)  # S := β₂ S + (1-β₂) dW²
@@ -186,6 +195,7 @@ def _adam_step(p, g, v, s, t, lr, beta1, beta2, eps, T1, T2):
         T2_ *= lr  # α V^corrected
         T2_ /= T1_
         p_ -= T2_
+        ### END SOLUTION
 
 # %% ../../nbs/14_optimization.ipynb #4c2b2ff2
 def initialize_adam(

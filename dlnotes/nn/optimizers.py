@@ -117,6 +117,7 @@ def step(self:Optimizer, layers):
 @patch
 def _clip(self:Optimizer, items)->list:
     "The (name, param, grad) items with the gradients clipped by value, then by norm (per parameter or global)."
+    ### BEGIN SOLUTION
     if self.clipvalue: items = [(n, p, get_array_module(g).clip(g, -self.clipvalue, self.clipvalue)) for n, p, g in items]
     if self.clipnorm:
         items = [(n, p, g * (self.clipnorm / get_array_module(g).maximum((g * g).sum() ** 0.5, self.clipnorm)))
@@ -126,6 +127,7 @@ def _clip(self:Optimizer, items)->list:
         scale = self.global_clipnorm / get_array_module(norm).maximum(norm, self.global_clipnorm)
         items = [(n, p, g * scale) for n, p, g in items]
     return items
+    ### END SOLUTION
 
 # %% ../../nbs/14a_optimizers.ipynb #3c35b39d
 @patch
@@ -204,7 +206,9 @@ class Adam(Optimizer):
         _check_beta(beta_1, "beta_1"); _check_beta(beta_2, "beta_2")
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
     def _update(self, p, g, st, lr, t):
+        ### BEGIN SOLUTION
         _adam_step(p, g, st[0], st[1], t, lr, self.beta_1, self.beta_2, self.epsilon, self._scratch(p, g), self._scratch(p, g, 1))
+        ### END SOLUTION
     def _hyper(self): return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 # %% ../../nbs/14a_optimizers.ipynb #b6c6b268

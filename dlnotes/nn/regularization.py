@@ -31,18 +31,22 @@ def compute_cost_with_regularization(
 )->float:
     "Cross-entropy plus the L2 penalty: J + λ/(2m) Σ_l ‖W[l]‖_F², as a Python float."
     lambd, m = check_number(lambd, "lambd", 0), AL.shape[1]
+    ### BEGIN SOLUTION
     xp = get_array_module(AL)
     penalty = sum(float(xp.sum(W * W)) for W in _weights(parameters))
     return compute_cost(AL, Y) + lambd / (2 * m) * penalty
+    ### END SOLUTION
 
 # %% ../../nbs/16_regularization.ipynb #8162b916
 def _add_weight_decay(grads, parameters, lambd, m):
     "A copy of `grads` with (λ/m) W[l] added to every dW[l]."
+    ### BEGIN SOLUTION
     grads = dict(grads)
     if lambd == 0: return grads
     for l, W in enumerate(_weights(parameters), start=1):
         grads[f"dW{l}"] = grads[f"dW{l}"] + lambd / m * W
     return grads
+    ### END SOLUTION
 
 def backward_propagation_with_regularization(
     AL,  # (1, m) output of `L_model_forward`
@@ -68,8 +72,10 @@ def dropout_forward(
     "Inverted dropout: (A * D / p, DropoutCache(D, p)) with D ~ Bernoulli(p) from the backend generator."
     p = check_number(keep_prob, "keep_prob", 0, 1, low_open=True)
     if p == 1: return A, DropoutCache(None, p)
+    ### BEGIN SOLUTION
     D = rand(*A.shape, dtype=A.dtype) < p
     return A * D / p, DropoutCache(D, p)
+    ### END SOLUTION
 
 def dropout_backward(
     dA_tilde,  # (n_l, m) gradient with respect to the dropped activations
@@ -125,6 +131,7 @@ def backward_propagation_with_dropout(
 
 def _backward_with_dropout(AL, Y, caches):
     "`backward_propagation_with_dropout` for labels Y already checked, shaped like AL and in its dtype."
+    ### BEGIN SOLUTION
     L, grads = len(caches), {}
     dZ = AL - Y  # = dAL * sigma'(ZL), as in L_model_backward
     grads[f"dA{L-1}"], grads[f"dW{L}"], grads[f"db{L}"] = linear_backward(dZ, caches[L - 1].linear_activation_cache.linear_cache)
@@ -132,6 +139,7 @@ def _backward_with_dropout(AL, Y, caches):
         dA = dropout_backward(grads[f"dA{l}"], caches[l - 1].dropout_cache)
         grads[f"dA{l-1}"], grads[f"dW{l}"], grads[f"db{l}"] = linear_activation_backward(dA, caches[l - 1].linear_activation_cache, "relu")
     return grads
+    ### END SOLUTION
 
 # %% ../../nbs/16_regularization.ipynb #aa9e4682
 def regularized_model(

@@ -45,7 +45,9 @@ class RepeatVector(_ParameterFree):
         "dX = the sum of dY over the n steps."
         m, d = self._cached().shape
         _check_dy(self, dY, (m, self.n, d))
+        ### BEGIN SOLUTION
         return dY.sum(axis=1)
+        ### END SOLUTION
 
 # %% ../../nbs/13c_reshaping.ipynb #ffb9f970
 def _ints(v):
@@ -96,7 +98,9 @@ def backward(self:Reshape, dY):
     "dX = dY reshaped back to the input's shape."
     shape = self._cached().shape
     _check_dy(self, dY, (shape[0],) + self._target(shape[1:]))
+    ### BEGIN SOLUTION
     return dY.reshape(shape)
+    ### END SOLUTION
 
 # %% ../../nbs/13c_reshaping.ipynb #de037ca4
 def _check_dims(dims)->tuple:
@@ -131,7 +135,9 @@ class Permute(_ParameterFree):
         "dX = dY with the axes put back (the inverse permutation)."
         shape, pi = self._cached().shape, (0,) + self.dims
         _check_dy(self, dY, tuple(shape[p] for p in pi))
+        ### BEGIN SOLUTION
         return dY.transpose(tuple(int(i) for i in np.argsort(pi)))
+        ### END SOLUTION
 
 # %% ../../nbs/13c_reshaping.ipynb #461bc3f4
 FUNCTIONS = {}  # name -> function, for the Lambda layers of saved models

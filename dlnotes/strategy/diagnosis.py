@@ -67,6 +67,7 @@ def diagnose(
          "train_dev_error": train_dev_error, "test_error": test_error}
     e = {k: None if v is None and k in ("train_dev_error", "test_error") else
             check_number(v, k, 0, 1, note="an error rate: a fraction, not a percentage") for k, v in e.items()}
+    ### BEGIN SOLUTION
     gaps = {"avoidable bias": e["train_error"] - e["human_error"]}
     if e["train_dev_error"] is None: gaps["variance"] = e["dev_error"] - e["train_error"]
     else:
@@ -76,6 +77,7 @@ def diagnose(
     top = max(gaps.values())
     worst = next(k for k, g in gaps.items() if g >= top - 1e-12)  # (near-)ties: the earlier problem in the chain
     dominant = worst if gaps[worst] > 0 else None
+    ### END SOLUTION
     return Diagnosis(**e, gaps=gaps, dominant=dominant, knobs=list(KNOBS[dominant]) if dominant else [],
                      beyond_human=e["train_error"] < e["human_error"])
 
@@ -115,6 +117,7 @@ def error_analysis(
     t, p = _check_pair(y_true, y_pred)
     if categories is not None and len(categories) != len(t):
         raise ValueError(f"categories must have one entry per example: got {len(categories)} for {len(t)} examples")
+    ### BEGIN SOLUTION
     wrong = np.flatnonzero(t != p)
     groups = {}
     for i in wrong:
@@ -124,3 +127,4 @@ def error_analysis(
     order = sorted(groups, key=lambda k: -len(groups[k]))  # stable: ties keep first-seen order
     rows = [{"category": k, "count": len(groups[k]), "share": len(groups[k]) / n_err, "ceiling": len(groups[k]) / m} for k in order]
     return ErrorAnalysis(m, n_err, rows, {k: np.array(groups[k]) for k in order})
+    ### END SOLUTION

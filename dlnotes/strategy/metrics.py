@@ -61,11 +61,13 @@ def confusion_matrix(
     "C (K, K) with C[i, j] = number of examples of class labels[i] predicted as labels[j]."
     t, p = _check_pair(y_true, y_pred)
     lab = _labels_of(t, p, labels)
+    ### BEGIN SOLUTION
     K = len(lab)
     i, ok_t = _index_in(t, lab)
     j, ok_p = _index_in(p, lab)
     keep = ok_t & ok_p
     return np.bincount(i[keep] * K + j[keep], minlength=K * K).reshape(K, K)
+    ### END SOLUTION
 
 def accuracy(y_true, y_pred)->float:
     "The fraction of examples whose prediction equals the truth."
@@ -82,12 +84,14 @@ def _safe_div(num, den):
 
 def _counts(t, p, lab):
     "Per-class TP, FP, FN over `lab`, each class scored one-vs-rest on all the examples."
+    ### BEGIN SOLUTION
     def per_class(values, mask=None):
         i, ok = _index_in(values, lab)
         if mask is not None: ok = ok & mask
         return np.bincount(i[ok], minlength=len(lab))
     TP = per_class(t, t == p)
     return TP, per_class(p) - TP, per_class(t) - TP
+    ### END SOLUTION
 
 # %% ../../nbs/21_metrics.ipynb #af416f83
 def precision_recall_f1(
@@ -107,6 +111,7 @@ def precision_recall_f1(
                              "use average='micro', 'macro' or 'weighted'")
         if len(present) == 2: check_choice(pos_label, "pos_label", present.tolist())
         labels = [pos_label]
+    ### BEGIN SOLUTION
     TP, FP, FN = _counts(t, p, _labels_of(t, p, labels))
     if average == "micro": TP, FP, FN = TP.sum(), FP.sum(), FN.sum()
     P, R, F1 = _safe_div(TP, TP + FP), _safe_div(TP, TP + FN), _safe_div(2 * TP, 2 * TP + FP + FN)
@@ -116,6 +121,7 @@ def precision_recall_f1(
         n = TP + FN  # support of each class
         return tuple(float(_safe_div((n * M).sum(), n.sum())) for M in (P, R, F1))
     return float(P.reshape(-1)[0]), float(R.reshape(-1)[0]), float(F1.reshape(-1)[0])
+    ### END SOLUTION
 
 # %% ../../nbs/21_metrics.ipynb #575c17ce
 def precision(y_true, y_pred, average="binary", pos_label=1, labels=None):

@@ -32,8 +32,10 @@ def freeze(
 ):
     "Set trainable=False on the first `up_to` layers, so optimizers leave their parameters unchanged; returns the model."
     _check_model(model)
+    ### BEGIN SOLUTION
     for layer in model.layers[:_n_layers(model, up_to)]: layer.trainable = False
     return model
+    ### END SOLUTION
 
 def unfreeze(model):
     "Make every layer of `model` trainable again; returns the model."
@@ -42,8 +44,10 @@ def unfreeze(model):
 
 def trainable_params(model)->int:
     "The number of parameters an optimizer would update (those of the trainable layers, a layer applied twice once)."
+    ### BEGIN SOLUTION
     layers = {id(l): l for l in _check_model(model).layers}.values()
     return sum(l.count_params() for l in layers if l.trainable)
+    ### END SOLUTION
 
 # %% ../../nbs/23_transfer.ipynb #34ed7e88
 def transfer_layers(
@@ -56,6 +60,8 @@ def transfer_layers(
     layers = source_model.layers[:check_int(n_layers, "n_layers", 1, len(source_model.layers))]
     unbuilt = [l.name for l in layers if not l.built]
     if unbuilt: raise ValueError(f"source_model's layers {unbuilt} are not built: train the model (or build it) before transferring")
+    ### BEGIN SOLUTION
     copies = copy.deepcopy(layers)  # one deepcopy, so layers that share an object keep sharing it
     for layer in copies: layer.trainable, layer.cache = trainable, None
     return Sequential(copies)
+    ### END SOLUTION

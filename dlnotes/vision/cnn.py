@@ -102,9 +102,11 @@ class Conv2DCache(NamedTuple):
 def call(self:Conv2D, A_prev, training=False):
     "A = g(conv(A_prev, W) + b), keeping the convolution's and the activation's caches."
     W, b = self.params["W"], self.params["b"]
+    ### BEGIN SOLUTION
     Z, conv_cache = conv_forward(A_prev, W, b.reshape(1, 1, 1, -1), {"stride": self.strides, "pad": self.pad})
     A, g_cache = (Z, None) if self._g is None else self._g[0](Z)
     self.cache = Conv2DCache(conv_cache, g_cache)
+    ### END SOLUTION
     return A
 
 # %% ../../nbs/32_cnn.ipynb #3b37adb6
@@ -112,9 +114,11 @@ def call(self:Conv2D, A_prev, training=False):
 def backward(self:Conv2D, dA):
     "dA_prev from dA through g' and conv_backward; fills grads['W'] and grads['b']."
     cache = self._cached()
+    ### BEGIN SOLUTION
     dZ = dA if self._g is None else self._g[1](dA, cache.activation_cache)
     dA_prev, dW, db = conv_backward(dZ, cache.conv_cache)
     self.grads["W"], self.grads["b"] = dW, db.reshape(-1)
+    ### END SOLUTION
     return dA_prev
 
 # %% ../../nbs/32_cnn.ipynb #8959fe95
@@ -205,9 +209,11 @@ class GlobalMaxPooling2D(_GlobalPooling2D):
         cache = self._cached()
         m, n_H, n_W, n_C = cache.shape
         xp_ = get_array_module(dA)
+        ### BEGIN SOLUTION
         dflat = xp_.zeros((m, n_H * n_W, n_C), dtype=dA.dtype)
         dflat[xp_.arange(m)[:, None], cache.argmax, xp_.arange(n_C)[None, :]] = dA
         return dflat.reshape(m, n_H, n_W, n_C)
+        ### END SOLUTION
 
 # %% ../../nbs/32_cnn.ipynb #98cce09f
 class GlobalAveragePooling2D(_GlobalPooling2D):

@@ -27,7 +27,9 @@ def conv_single_step(
         raise ValueError(f"a_slice_prev and W must have the same shape, got a_slice_prev {tuple(a_slice_prev.shape)} and W {tuple(W.shape)}")
     b = xp.asarray(b)
     if b.size != 1: raise arg_error("b", "one number", f"shape {tuple(b.shape)}", note="shape () or (1, 1, 1)")
+    ### BEGIN SOLUTION
     return xp.sum(a_slice_prev * W) + b.reshape(())
+    ### END SOLUTION
 
 # %% ../../nbs/31_convolution.ipynb #5ec090c2
 def _check_4d(A, name="A_prev", axes="(m, n_H_prev, n_W_prev, n_C_prev)"):
@@ -46,9 +48,11 @@ def zero_pad(
     if pad == 0: return X
     xp = get_array_module(X)
     m, n_H, n_W, n_C = X.shape
+    ### BEGIN SOLUTION
     X_pad = xp.zeros((m, n_H + 2 * pad, n_W + 2 * pad, n_C), dtype=X.dtype)
     X_pad[:, pad:pad + n_H, pad:pad + n_W, :] = X
     return X_pad
+    ### END SOLUTION
 
 # %% ../../nbs/31_convolution.ipynb #11c72e52
 def _out_size(n, f, pad, stride, what="n", fname="f"):
@@ -113,6 +117,7 @@ def conv_forward_loops(A_prev, W, b, hparameters:dict):
     xp = get_array_module(A_prev, W)
     m, f_H, f_W, n_C = A_prev.shape[0], W.shape[0], W.shape[1], W.shape[3]
     b = b.reshape(1, 1, 1, n_C)
+    ### BEGIN SOLUTION
     Z = xp.zeros((m, n_H, n_W, n_C), dtype=xp.result_type(A_prev, W, b))
     A_prev_pad = zero_pad(A_prev, pad)
     for i in range(m):
@@ -120,6 +125,7 @@ def conv_forward_loops(A_prev, W, b, hparameters:dict):
             a_slice_prev = A_prev_pad[i, vs, hs, :]
             for c in range(n_C):
                 Z[i, h, w, c] = conv_single_step(a_slice_prev, W[..., c], b[..., c])
+    ### END SOLUTION
     return Z, ConvCache(A_prev, W, b, hparameters)
 
 # %% ../../nbs/31_convolution.ipynb #d020c335
@@ -182,6 +188,7 @@ def conv_backward_loops(
     dA_prev_pad = xp.zeros(A_prev_pad.shape, dtype=xp.result_type(dZ, W))
     dW = xp.zeros(W.shape, dtype=xp.result_type(dZ, A_prev))
     db = xp.zeros((1, 1, 1, n_C), dtype=dZ.dtype)
+    ### BEGIN SOLUTION
     for i in range(dZ.shape[0]):
         a_prev_pad, da_prev_pad = A_prev_pad[i], dA_prev_pad[i]
         for h, w, vs, hs in _windows(n_H, n_W, stride, f_H, f_W):
@@ -191,6 +198,7 @@ def conv_backward_loops(
                 db[:, :, :, c] += dZ[i, h, w, c]
     n_H_prev, n_W_prev = A_prev.shape[1:3]
     return dA_prev_pad[:, pad:pad + n_H_prev, pad:pad + n_W_prev, :], dW, db
+    ### END SOLUTION
 
 # %% ../../nbs/31_convolution.ipynb #b9e3bcde
 def conv_backward(
@@ -253,11 +261,13 @@ def pool_forward_loops(A_prev, hparameters:dict, mode:str="max"):
     m, n_C = A_prev.shape[0], A_prev.shape[3]
     dtype = A_prev.dtype if mode == "max" else xp.result_type(A_prev, np.float32)
     A = xp.zeros((m, n_H, n_W, n_C), dtype=dtype)
+    ### BEGIN SOLUTION
     for i in range(m):
         for h, w, vs, hs in _windows(n_H, n_W, stride, f, f):
             for c in range(n_C):
                 a_slice = A_prev[i, vs, hs, c]
                 A[i, h, w, c] = xp.max(a_slice) if mode == "max" else xp.mean(a_slice)
+    ### END SOLUTION
     return A, PoolCache(A_prev, hparameters)
 
 # %% ../../nbs/31_convolution.ipynb #622ee31d
@@ -280,11 +290,13 @@ def pool_backward_loops(
     xp = get_array_module(dA, A_prev)
     m, n_C = A_prev.shape[0], A_prev.shape[3]
     dA_prev = xp.zeros(A_prev.shape, dtype=xp.result_type(dA, A_prev))
+    ### BEGIN SOLUTION
     for i in range(m):
         for h, w, vs, hs in _windows(n_H, n_W, stride, f, f):
             for c in range(n_C):
                 if mode == "max": dA_prev[i, vs, hs, c] += _first_max_mask(A_prev[i, vs, hs, c]) * dA[i, h, w, c]
                 else: dA_prev[i, vs, hs, c] += dA[i, h, w, c] / (f * f)
+    ### END SOLUTION
     return dA_prev
 
 # %% ../../nbs/31_convolution.ipynb #7aafc084
