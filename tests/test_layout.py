@@ -123,3 +123,14 @@ def test_old_flat_paths_name_the_new_ones(old, new):
     importlib.import_module(new)  # and the new path works
     with pytest.raises(ImportError, match=f"{old} moved: import it from .*{re.escape(new)}"):
         importlib.import_module(old)
+
+
+def test_the_course_map_lists_every_notebook_with_its_module_and_tests():
+    "nbs/index.ipynb has a row for every numbered notebook, naming the module it exports and the test file that checks it."
+    text = "".join("".join(c["source"]) for c in json.loads((ROOT / "nbs" / "index.ipynb").read_text())["cells"])
+    for name, (exp, _) in notebooks().items():
+        rows = [l for l in text.splitlines() if f"]({name})" in l and l.startswith("|")]
+        assert rows, f"nbs/index.ipynb has no row for {name}"
+        *pkg, topic = exp.split(".")
+        module, test = "/".join(["dlnotes", *pkg, topic]) + ".py", "/".join(["tests", *pkg, f"test_{topic.lstrip('_')}.py"])
+        assert f"`{module}`" in rows[0] and f"`{test}`" in rows[0], f"the row of {name} must name {module} and {test}: {rows[0]}"

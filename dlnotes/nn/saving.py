@@ -131,6 +131,8 @@ def _write_npz(path, config:dict, arrays:dict):
     members = {"config": np.frombuffer(json.dumps(config).encode(), dtype=np.uint8), **arrays}
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0); os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # the permissions open() would give (mkstemp makes the file private to its owner)
         with os.fdopen(fd, "wb") as f: np.savez(f, **members)
         os.replace(tmp, path)
     except BaseException:

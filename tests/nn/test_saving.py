@@ -78,6 +78,11 @@ def test_weights_files_and_lists(digits, tmp_path):
     small = Sequential([Dense(32), Dense(10)], name="mlp"); small.build((64,))
     with pytest.raises(ValueError, match=r"missing none, unexpected \['batch_normalization/beta'"): small.load_weights(tmp_path / "w.npz")
     with pytest.raises(ValueError, match="holds weights only"): load_model(tmp_path / "w.npz")
+    umask = os.umask(0o022); os.umask(umask)
+    try:  # files get the permissions open() gives, not the owner-only ones of a temporary file
+        os.umask(0o022); seq.save(tmp_path / "m.npz"); seq.save_weights(tmp_path / "w2.npz")
+        assert [oct((tmp_path / n).stat().st_mode & 0o777) for n in ("m.npz", "w2.npz")] == ["0o644", "0o644"]
+    finally: os.umask(umask)
 
 
 def test_custom_layers_register_to_be_loadable(tmp_path):
