@@ -230,10 +230,17 @@ def get_config(self:Model)->dict:
             "inputs": [self._ref(t) for t in self.inputs], "outputs": [self._ref(t) for t in self.outputs],
             "multi_output": self._multi_out}
 
+def _import_library_layers():
+    "Import every module of the library (dlnotes' own, none named by the data), so that all its layers are registered."
+    import importlib, pkgutil, dlnotes
+    for m in pkgutil.walk_packages(dlnotes.__path__, "dlnotes."):
+        if not m.ispkg and m.name not in ("dlnotes._modidx", "dlnotes.student"): importlib.import_module(m.name)
+
 def layer_from_config(d:dict):
     "A layer (or model) from {'class_name', 'config'}: the class from the registry, never code from the data."
     if not isinstance(d, dict) or not isinstance(d.get("class_name"), str) or not isinstance(d.get("config"), dict):
         raise ValueError(f"a layer's configuration must be a dict with 'class_name' and 'config', got {str(d)[:80]}")
+    if d["class_name"] not in LAYERS: _import_library_layers()  # e.g. Conv2D, whose module a fresh process has not imported yet
     cls = LAYERS.get(d["class_name"])
     if cls is None: raise ValueError(f"unknown layer class {d['class_name']!r}: a layer defined outside dlnotes must be registered "
                                      "with @register_layer before its model can be loaded")

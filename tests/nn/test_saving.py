@@ -144,3 +144,15 @@ def test_configurations_are_data():
     cfg["layers"] = [l for l in cfg["layers"] if l["config"].get("name") != "encoder"]
     with pytest.raises(ValueError, match=r"the calls of layers \['dense', 'dot'\] take tensors that are never made"):
         Model.from_config(cfg)
+
+
+def test_a_fresh_process_loads_layers_of_modules_it_has_not_imported(tmp_path):
+    "load_model in a new interpreter that imported only dlnotes.nn.models finds Conv2D (dlnotes.vision.cnn) by itself."
+    import subprocess, sys
+    cnn = _models()[3]
+    cnn.build((8, 8, 1)); cnn.save(tmp_path / "cnn.npz")
+    code = ("import sys; from dlnotes.nn.models import load_model; assert 'dlnotes.vision.cnn' not in sys.modules; "
+            "m = load_model(sys.argv[1]); print(sorted({type(l).__name__ for l in m.layers}))")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cnn.npz")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "Conv2D" in r.stdout and "MaxPooling2D" in r.stdout, r.stdout
