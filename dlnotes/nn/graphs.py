@@ -45,8 +45,10 @@ def Input(shape, name:str=None)->SymbolicTensor:
     return InputLayer(shape, name).tensor
 
 # %% ../../nbs/14f_graphs.ipynb #73a55130
-def _dummy(shape, fill):
-    return xp.zeros((1, *[fill if s is None else s for s in shape]), dtype=get_default_dtype())
+def _dummy(shape, fill, layer=None):
+    "One example of zeros of `shape` (`fill` on its None axes): integer indices for a layer that takes them (an Embedding)."
+    dtype = "int64" if getattr(layer, "takes_indices", False) else get_default_dtype()
+    return xp.zeros((1, *[fill if s is None else s for s in shape]), dtype=dtype)
 
 def _described(ts)->str: return " and ".join(f"the output {t.shape} of layer {t.node.layer.name!r}" for t in ts)
 
@@ -54,7 +56,7 @@ def _out_shapes(layer, ts, listed):
     "The example shapes of the layer's outputs for inputs like `ts`: None where they change with a varying input axis."
     runs = []
     for fill in ((32, 33) if any(s is None for t in ts for s in t.shape[1:]) else (32,)):
-        xs = [_dummy(t.shape[1:], fill) for t in ts]
+        xs = [_dummy(t.shape[1:], fill, layer) for t in ts]
         try: y = layer.forward(xs if listed else xs[0], training=False)
         except (ValueError, TypeError, IndexError) as e: raise ValueError(f"layer {layer.name!r} cannot take {_described(ts)}: {e}") from None
         finally: layer.clear_cache()

@@ -302,7 +302,7 @@ class Sequential(Model):
             raise TypeError(f"Sequential.add expects a Layer (dlnotes.nn.layers.Layer), got {type(layer).__name__}")
         _name_layers(self.layers + [layer], self.name)
         self.layers.append(layer)
-        if self.input_shape is not None: self.forward(_dummy(self.input_shape, 32)); self.clear_cache()
+        if self.input_shape is not None: self.forward(_dummy(self.input_shape, 32, self.layers[0])); self.clear_cache()
 
     @property
     def built(self)->bool: return self.input_shape is not None and all(l.built for l in self.layers)
@@ -311,7 +311,7 @@ class Sequential(Model):
         shape = input_shape[0] if isinstance(input_shape, list) else input_shape
         if not self.layers: self.input_shape = tuple(shape); return self
         self.input_shape = None
-        self.forward(_dummy(shape, 32))  # sets input_shape to what the first layer accepts
+        self.forward(_dummy(shape, 32, self.layers[0]))  # sets input_shape to what the first layer accepts
         if not isinstance(self.input_shape, tuple) or len(self.input_shape) != len(shape): self.input_shape = tuple(shape)
         self.input_shape = tuple(None if s is None else r for s, r in zip(shape, self.input_shape))
         self.clear_cache()
@@ -321,7 +321,11 @@ class Sequential(Model):
 @patch(as_prop=True)
 def output_names(self:Sequential)->list: return [self.layers[-1].name] if self.layers else [self.name]
 @patch(as_prop=True)
-def output_shapes(self:Sequential)->list: return [self.output_shape]
+def output_shapes(self:Sequential)->list:
+    "[the output's example shape]; for an input of varying lengths, every axis but the last is open (None: as the targets say)."
+    s = self.output_shape
+    if s is None or isinstance(s, list) or len(s) < 2 or self.input_shape is None or None not in self.input_shape: return [s]
+    return [(*[None] * (len(s) - 1), s[-1])]
 @patch
 def _output_activations(self:Sequential)->list: return [_activation_of(self.layers[-1]) if self.layers else None]
 
@@ -334,7 +338,8 @@ def forward(self:Sequential, X, training:bool=False):
         X = layer.forward(X, training=training)
         caches.append(layer.cache)
     self.cache, self.output_shape = caches, self.layers[-1].output_shape
-    if self.input_shape is None: self.input_shape = self.layers[0].input_shape if self.layers[0].input_shape is not None else shape
+    if self.input_shape is None:  # the first call builds: remember the shape it was built on, to rebuild the same model
+        self.input_shape, self._build_shape = self.layers[0].input_shape if self.layers[0].input_shape is not None else shape, shape
     return X
 
 @patch
@@ -372,7 +377,8 @@ def get_config(self:Sequential)->dict:
         layers.append({"shared": l.name} if id(l) in seen else {"class_name": type(l).__name__, "config": l.get_config()})
         seen.add(id(l))
     return {"name": self.name, "trainable": self.trainable, "layers": layers,
-            "input_shape": None if self.input_shape is None else list(self.input_shape)}
+            "input_shape": None if self.input_shape is None else list(self.input_shape),
+            "build_shape": None if getattr(self, "_build_shape", None) is None else list(self._build_shape)}
 
 @patch(cls_method=True)
 def from_config(cls:Sequential, config:dict):
@@ -383,5 +389,6 @@ def from_config(cls:Sequential, config:dict):
             if d["shared"] not in by_name: raise ValueError(f"the configuration repeats layer {d['shared']!r} before it defines it")
             model.add(by_name[d["shared"]])
         else: layer = layer_from_config(d); by_name[layer.name] = layer; model.add(layer)
-    if config.get("input_shape") is not None: model.build(tuple(config["input_shape"]))
+    shape = config.get("build_shape") or config.get("input_shape")  # the example shape it was built on: a Flatten's size follows it
+    if shape is not None: model.build(tuple(shape))
     return model

@@ -24,9 +24,14 @@ from .optimizers import get_optimizer
 def _subclasses(cls)->list: return [cls] + [s for c in cls.__subclasses__() for s in _subclasses(c)]
 
 def _object_classes()->dict:
-    "The classes a saved configuration may name: the initializers, penalties, losses and metrics."
-    classes = [*_subclasses(Initializer), *_subclasses(Regularizer), *LOSSES.values(), *METRICS.values()]
-    return {c.__name__: c for c in classes}
+    "The classes a saved configuration may name (initializers, penalties, losses, metrics); module.name where a loss and a metric share a name."
+    classes = list(dict.fromkeys([*_subclasses(Initializer), *_subclasses(Regularizer), *LOSSES.values(), *METRICS.values()]))
+    names = [c.__name__ for c in classes]
+    return {c.__name__: c for c in classes} | {f"{c.__module__}.{c.__name__}": c for c in classes if names.count(c.__name__) > 1}
+
+def _object_name(cls, classes)->str:
+    "The name a configuration gives `cls`: module.name where its name alone is ambiguous."
+    return f"{cls.__module__}.{cls.__name__}" if f"{cls.__module__}.{cls.__name__}" in classes else cls.__name__
 
 def _object_config(obj, where):
     "The constructor arguments of a small object: its get_config(), or its attributes named like the parameters."
@@ -44,8 +49,9 @@ def to_json(value, where:str="config"):
         return float(value)
     if isinstance(value, (list, tuple)): return [to_json(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict): return {str(k): to_json(v, f"{where}[{k!r}]") for k, v in value.items()}
-    if type(value).__name__ in _object_classes():
-        return {"__object__": type(value).__name__, "config": to_json(_object_config(value, where), where)}
+    classes = _object_classes()
+    if classes.get(_object_name(type(value), classes)) is type(value):
+        return {"__object__": _object_name(type(value), classes), "config": to_json(_object_config(value, where), where)}
     raise ValueError(f"{where}: cannot save {value!r} ({type(value).__name__}): a saved model holds numbers, strings, "
                      "shapes and the library's initializers, penalties, losses and metrics only")
 
@@ -91,6 +97,7 @@ def _put(layer, kind, key, value, exact):
     if tuple(value.shape) != tuple(old.shape):
         raise ValueError(f"weight {layer.name}/{key} has shape {tuple(old.shape)}, got {tuple(value.shape)}")
     new = to_device(value) if exact else to_device(value, old.dtype)
+    if new is value: new = new.copy()  # the layer owns its weights: a later update must not write into the caller's array
     if kind == "param": layer.params[key] = new
     else: setattr(layer, key, new)
 

@@ -103,9 +103,11 @@ def _input_arrays(self:Trainer, x, name="x")->list:
     if len(xs) != n:
         raise ValueError(f"model {self.name!r} has {n} inputs: {name} must be a list of {n} arrays, got {len(xs) if n > 1 else 'one'}")
     dtype = next((p.dtype for l in _leaf_layers(self.layers) for p in l.params.values()), None) if self.built else None
-    xs = [check_data(a, f"{name}[{i}]" if n > 1 else name, min_ndim=2, kind="keep" if dtype else "float", layout="(batch, features...)")
+    ints = any(getattr(l, "takes_indices", False) for l in _leaf_layers(self.layers))  # an Embedding: integer arrays stay indices
+    xs = [to_device(a) if ints and getattr(getattr(a, "dtype", None), "kind", "") in ("i", "u") else
+          check_data(a, f"{name}[{i}]" if n > 1 else name, min_ndim=2, kind="keep" if dtype else "float", layout="(batch, features...)")
           for i, a in enumerate(xs)]
-    xs = [a if dtype is None or a.dtype == dtype else a.astype(dtype) for a in xs]  # the parameters' dtype: float32 unless cast
+    xs = [a if dtype is None or a.dtype == dtype or a.dtype.kind in "iu" else a.astype(dtype) for a in xs]  # float32 unless cast
     if len({a.shape[0] for a in xs}) > 1: raise ValueError(f"the arrays of {name} hold different numbers of examples: {[a.shape[0] for a in xs]}")
     if self.built: self._check_inputs(xs, name)
     return xs

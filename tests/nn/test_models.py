@@ -350,3 +350,18 @@ def test_the_readme_quick_start_runs(tmp_path, monkeypatch):
     lines = out.getvalue().strip().splitlines()
     assert len(lines) == 12 and lines[-1] == lines[-2] and lines[-1].startswith("{'loss': ")
     assert (tmp_path / "digits.npz").exists()
+
+
+def test_a_sequential_over_a_varying_length_fits_per_step_targets():
+    # Input((None, 4)): the time axis varies, so must the output's; fit takes targets of any length
+    from dlnotes.nn.graphs import Input
+    seed(6)
+    model = Sequential([Input((None, 4)), Dense(5, activation="tanh"), Dense(3)])
+    assert model.output_shapes == [(None, 3)]
+    model.compile("adam", "mse")
+    for T in (7, 11):
+        x, y = randn(8, T, 4), randn(8, T, 3)
+        h = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        assert np.isfinite(h.history["loss"][0])
+    assert model.predict(randn(2, 9, 4)).shape == (2, 9, 3)
+    assert model.output_shapes == [(None, 3)]

@@ -156,3 +156,28 @@ def test_a_fresh_process_loads_layers_of_modules_it_has_not_imported(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "cnn.npz")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-1500:]
     assert "Conv2D" in r.stdout and "MaxPooling2D" in r.stdout, r.stdout
+
+
+def test_a_model_compiled_with_mse_loads_with_its_loss_and_metric(tmp_path):
+    # MeanSquaredError is both a loss and a metric: the saved configuration must say which
+    from dlnotes.nn.losses import MeanSquaredError as MSELoss
+    from dlnotes.nn.metrics import MeanSquaredError as MSEMetric
+    seed(4)
+    model = Sequential([Dense(2)])
+    model.compile("adam", "mse", metrics=["mse"])
+    x, y = randn(6, 3), randn(6, 2)
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "mse.npz")
+    again = load_model(tmp_path / "mse.npz")
+    assert type(again._losses[0]) is MSELoss
+    assert any(type(m) is MSEMetric for m in again._metrics[0])
+    assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+def test_set_weights_copies_the_callers_arrays():
+    seed(5)
+    model = Sequential([Dense(2)]); model.build((3,))
+    weights = [np.ones((3, 2), np.float32), np.zeros(2, np.float32)]
+    model.set_weights(weights)
+    model.layers[0].params["W"] += 1  # an optimizer step writes in place
+    np.testing.assert_array_equal(weights[0], np.ones((3, 2), np.float32))

@@ -8,7 +8,7 @@ from dlnotes.backend import seed, randn, xp, to_numpy
 from dlnotes.data import load_breast_cancer_data
 from dlnotes.gradcheck import numerical_grad, rel_diff, as_float64
 from dlnotes.nn.callbacks import Callback, EarlyStopping, LearningRateScheduler, TerminateOnNaN, ReduceLROnPlateau
-from dlnotes.nn.layers import Dense, Dropout, _leaf_layers
+from dlnotes.nn.layers import Layer, Dense, Dropout, _leaf_layers
 from dlnotes.nn.losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError
 from dlnotes.nn.metrics import Precision, Recall, AUC
 from dlnotes.nn.models import Sequential, Model, Input
@@ -238,3 +238,35 @@ def test_several_outputs_with_loss_weights(digits):
     with pytest.raises(ValueError, match=r"loss has 3 entries, the model has 2 outputs \['digit', 'odd'\]"):
         m.compile("adam", ["mse"] * 3)
     with pytest.raises(ValueError, match=r"y\['odd'\] is missing: output 'odd' has the loss"): m.fit(Xtr, [ytr, None], verbose=0)
+
+
+class _Lookup(Layer):
+    "A stand-in for an embedding: integer indices in, rows of a table out (refuses floats, as an Embedding must)."
+    takes_indices = True
+    variable_axes = (0,)
+    def build(self, input_shape):
+        super().build(input_shape); self.params = {"T": randn(10, 3)}; self.grads = {"T": xp.zeros((10, 3))}
+    def call(self, x, training=False):
+        if x.dtype.kind not in "iu": raise ValueError(f"layer {self.name!r} takes integer indices, got dtype {x.dtype}")
+        self.cache = x
+        return self.params["T"][x]
+    def backward(self, dy):
+        g = xp.zeros_like(self.params["T"])
+        for i, d in zip(self.cache.reshape(-1), dy.reshape(-1, 3)): g[int(i)] += d
+        self.grads = {"T": g}
+
+
+def test_integer_inputs_reach_a_layer_that_takes_indices():
+    from dlnotes.nn.graphs import Input
+    from dlnotes.nn.models import Model
+    seed(11)
+    idx, y = np.arange(24).reshape(8, 3) % 10, randn(8, 3, 2)
+    for model in (Sequential([_Lookup(), Dense(2)]), Sequential([Input((None,)), _Lookup(), Dense(2)])):
+        model.compile("adam", "mse")
+        h = model.fit(idx, y, epochs=2, batch_size=4, verbose=0)
+        assert np.isfinite(h.history["loss"]).all() and model.predict(idx[:2]).shape == (2, 3, 2)
+    inp = Input((None,))
+    graph = Model(inp, Dense(2)(_Lookup()(inp)))
+    graph.compile("adam", "mse")
+    graph.fit(idx, y, epochs=1, verbose=0)
+    assert graph.evaluate(idx, y)["loss"] >= 0

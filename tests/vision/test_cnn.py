@@ -386,3 +386,17 @@ def test_conv2d_penalties_are_gradient_checked():
     d = grad_check(J, {"x": X, **layer.params}, {"x": dX, **layer.grads})
     assert max(d.values()) < 1e-7, d
     assert sorted(Conv2D(2, 3, kernel_regularizer="l2").regularizers) == ["W"]
+
+
+def test_a_cnn_with_flatten_reloads_at_the_size_it_was_built_on(tmp_path):
+    # Conv2D accepts any height and width, Flatten does not: the saved model must be rebuilt on the size it was built on
+    from dlnotes.nn.models import load_model
+    from dlnotes.nn.graphs import Input
+    seed(3)
+    for first in ([], [Input((24, 24, 1))]):
+        model = Sequential(first + [Conv2D(4, 3, activation="relu"), MaxPooling2D(2), Flatten(), Dense(3)])
+        x = randn(2, 24, 24, 1)
+        y = to_numpy(model.predict(x))
+        model.save(tmp_path / "cnn.npz")
+        again = load_model(tmp_path / "cnn.npz")
+        np.testing.assert_allclose(to_numpy(again.predict(x)), y, rtol=1e-6)
